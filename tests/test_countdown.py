@@ -1,0 +1,216 @@
+"""Countdown: scoring, the exhaustive solver, problem generation and splits, demonstrations.
+
+Run: pytest tests/test_countdown.py -q
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import time
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tinyzero.config import TaskConfig
+from tinyzero.environments import make_task
+from tinyzero.environments.arith import evaluate, numbers_used
+from tinyzero.environments.countdown import (
+    CountdownProblem,
+    compute_score,
+    reachable_targets,
+    score_and_reason,
+    solve,
+)
+
+NUMS = [3, 7, 25]
+
+
+@pytest.mark.parametrize(
+    ("solution", "score", "reason"),
+    [
+        ("<answer>25+3*7</answer>", 1.0, "solved"),
+        ("<answer> 7 x 3 + 25 </answer>", 1.0, "solved"),
+        ("I think... <answer>3+7+25</answer> no wait <answer>25+3*7</answer>", 1.0, "solved"),
+        ("<answer>25+3*7</answer> then <answer>3+7+25</answer>", 0.1, "wrong_value"),  # the last one counts
+        ("<answer>3+7+25</answer>", 0.1, "wrong_value"),
+        ("<answer>25+21</answer>", 0.1, "wrong_numbers"),
+        ("<answer>25+3*7+0</answer>", 0.1, "wrong_numbers"),
+        ("<answer>25+3*7*1</answer>", 0.1, "wrong_numbers"),
+        ("<answer>25+3+3+7+8</answer>", 0.1, "wrong_numbers"),
+        ("<answer>25+3*(7-7)</answer>", 0.1, "wrong_numbers"),
+        ("<answer>25/(7-7)*3</answer>", 0.1, "wrong_numbers"),
+        ("25+3*7", 0.0, "no_answer"),
+        ("<answer>25+3*7", 0.0, "no_answer"),
+        ("25+3*7</answer>", 0.0, "no_answer"),
+        ("<answer></answer>", 0.0, "no_answer"),
+        ("<answer>25+3*7=46</answer>", 0.0, "no_answer"),
+        ("<answer>46</answer>", 0.1, "wrong_numbers"),
+        ("<answer>25+3**7</answer>", 0.0, "no_answer"),
+        ("<answer>__import__('os').system('rm -rf /')</answer>", 0.0, "no_answer"),
+        ("", 0.0, "no_answer"),
+    ],
+)
+def test_scores(solution: str, score: float, reason: str) -> None:
+    assert score_and_reason(solution, 46, NUMS) == (score, reason)
+    assert compute_score(solution, 46, NUMS) == score
+
+
+def test_division_by_zero_is_well_formed_but_wrong() -> None:
+    assert score_and_reason("<answer>5/(2-2)</answer>", 5, [2, 2, 5]) == (0.1, "wrong_value")
+
+
+def test_fractional_intermediates_are_accepted() -> None:
+    assert compute_score("<answer>6/(1-3/4)</answer>", 24, [1, 3, 4, 6]) == 1.0
+
+
+@pytest.mark.parametrize(
+    "solution",
+    [
+        None,
+        123,
+        b"<answer>25+3*7</answer>",
+        ["<answer>25+3*7</answer>"],
+        "<answer>" * 200_000,
+        "<answer>" + "1" * 10**6 + "</answer>",
+        "<answer>" + "(" * 10**5 + "</answer>",
+        "<answer>9**9**9**9</answer>",
+        "<answer>\u0662\u0665+3*7</answer>",
+        "\U0001f600" * 10**5,
+    ],
+)
+def test_hostile_answers_score_zero_fast(solution: object) -> None:
+    t0 = time.perf_counter()
+    assert compute_score(solution, 46, NUMS) == 0.0  # type: ignore[arg-type]
+    assert time.perf_counter() - t0 < 0.5
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.one_of(
+        st.text(max_size=200),
+        st.builds(
+            lambda s: f"<answer>{s}</answer>", st.text(alphabet="0123456789+-*/() 37<>answer", max_size=30)
+        ),
+    ),
+    st.integers(-1000, 1000),
+    st.lists(st.integers(0, 100), max_size=5),
+)
+def test_score_never_raises(solution: str, target: int, numbers: list[int]) -> None:
+    assert compute_score(solution, target, numbers) in (0.0, 0.1, 1.0)
+
+
+def _brute_force_targets(numbers: list[int]) -> set[int]:
+    """Independent solver: repeatedly replace two numbers by their combination (integer intermediates)."""
+    if len(numbers) == 1:
+        return {numbers[0]}
+    out: set[int] = set()
+    for i, j in itertools.combinations(range(len(numbers)), 2):
+        a, b = numbers[i], numbers[j]
+        rest = [x for k, x in enumerate(numbers) if k not in (i, j)]
+        combos = {a + b, a * b, a - b, b - a}
+        if b and a % b == 0:
+            combos.add(a // b)
+        if a and b % a == 0:
+            combos.add(b // a)
+        for c in combos:
+            out |= _brute_force_targets([*rest, c])
+    return out
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(1, 30), min_size=2, max_size=4))
+def test_solver_is_complete_and_correct(numbers: list[int]) -> None:
+    expected = {t for t in _brute_force_targets(numbers) if 1 <= t <= 100}
+    assert set(reachable_targets(numbers, 1, 100)) == expected
+    for t in expected:
+        expr = solve(numbers, t, random.Random(t))
+        assert expr is not None
+        assert evaluate(expr) == t
+        assert sorted(numbers_used(expr)) == sorted(numbers)
+        assert compute_score(f"<answer>{expr}</answer>", t, numbers) == 1.0
+
+
+def test_solve_unsolvable() -> None:
+    assert solve([1, 1], 5) is None
+    assert solve([2, 2], 4) in ("2+2", "2*2")
+
+
+@pytest.mark.parametrize("overrides", [{}, {"num_numbers": 4, "max_number": 15, "max_target": 60}])
+def test_generated_problems_are_solvable(overrides: dict) -> None:
+    cfg = TaskConfig(name="countdown", num_train=300, num_test=50, **overrides)
+    task = make_task(cfg)
+    for split in ("train", "test"):
+        for p in task.problems(split):
+            assert len(p.numbers) == cfg.num_numbers
+            assert all(1 <= x <= cfg.max_number for x in p.numbers)
+            assert 1 <= p.target <= cfg.max_target
+            expr = solve(p.numbers, p.target)
+            assert expr is not None
+            assert task.episode(p).step(f"<answer>{expr}</answer>").reward == 1.0
+            assert task.optimum(p) == 1.0
+
+
+def test_splits_disjoint_deterministic_and_prefix_stable() -> None:
+    task = make_task(TaskConfig(name="countdown", num_train=400, num_test=60, seed=3))
+    train, test = task.problems("train"), task.problems("test")
+    assert len(train) == 400 and len(test) == 60
+    key = lambda p: (tuple(sorted(p.numbers)), p.target)  # noqa: E731
+    assert not {key(p) for p in train} & {key(p) for p in test}
+    assert len({key(p) for p in train}) == len(train)
+    assert train == task.problems("train")
+    assert task.problems("train", 50) == train[:50]
+    assert task.problems("test", 0) == []
+    other = make_task(TaskConfig(name="countdown", num_train=400, num_test=60, seed=4))
+    assert other.problems("train") != train
+    assert not {key(p) for p in other.problems("test")} & {key(p) for p in train}  # split ignores the seed
+    with pytest.raises(ValueError, match="split"):
+        task.problems("valid")
+
+
+def test_too_small_space_raises() -> None:
+    task = make_task(TaskConfig(name="countdown", num_numbers=2, max_number=2, max_target=4))
+    with pytest.raises(ValueError, match="too small"):
+        task.problems("train", 50)
+
+
+def test_episode_and_prompt() -> None:
+    task = make_task(TaskConfig(name="countdown"))
+    problem = CountdownProblem((3, 7, 25), 46)
+    ep = task.episode(problem)
+    assert ep.prompt == "Use 3 7 25 to make 46\n"
+    assert task.describe(problem) == "3 7 25 -> 46"
+    res = ep.step("<answer>25+3*7</answer>")
+    assert (res.observation, res.reward, res.done) == ("", 1.0, True)
+    assert res.info == {"success": True, "format_ok": True, "reason": "solved"}
+    with pytest.raises(RuntimeError):
+        ep.step("<answer>25+3*7</answer>")
+    res = task.episode(problem).step("46")
+    assert res.reward == 0.0 and res.info["format_ok"] is False and res.info["reason"] == "no_answer"
+
+
+def test_behaviour_turns() -> None:
+    task = make_task(TaskConfig(name="countdown", num_train=150))
+    rng = random.Random(0)
+    allowed = {chr(c) for c in range(32, 127)} | {"\n"}
+    for p in task.problems("train"):
+        for skill, lowest in ((1.0, 1.0), (0.0, 0.1)):
+            turns = task.behaviour_turns(p, rng, skill)
+            assert len(turns) == 1
+            obs, action = turns[0]
+            assert obs == task.episode(p).prompt
+            assert set(obs + action) <= allowed
+            assert compute_score(action, p.target, list(p.numbers)) >= lowest
+    # skill 0 is mostly wrong (random expressions), skill 1 varies its expressions.
+    p = CountdownProblem((3, 7, 25), 46)
+    wrong = [task.behaviour_turns(p, rng, 0.0)[0][1] for _ in range(50)]
+    assert sum(compute_score(a, 46, [3, 7, 25]) == 1.0 for a in wrong) < 10
+    assert len({task.behaviour_turns(p, rng, 1.0)[0][1] for _ in range(50)}) > 1
+
+
+def test_make_task_unknown() -> None:
+    with pytest.raises(
+        ValueError, match="unknown task 'chess'; choose one of countdown, frozenlake, multiplication"
+    ):
+        make_task(TaskConfig(name="chess"))

@@ -1,0 +1,150 @@
+"""Multiplication: scoring, problem generation and splits, noisy demonstrations.
+
+Run: pytest tests/test_multiplication.py -q
+"""
+
+from __future__ import annotations
+
+import random
+import time
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tinyzero.config import TaskConfig
+from tinyzero.environments import make_task
+from tinyzero.environments.multiplication import (
+    MultiplicationProblem,
+    compute_score,
+    corrupt,
+    score_and_reason,
+)
+
+
+@pytest.mark.parametrize(
+    ("solution", "score", "reason"),
+    [
+        ("<answer>4183</answer>", 1.0, "solved"),
+        ("<answer> 4183\n</answer>", 1.0, "solved"),
+        ("so <answer>4000</answer> or rather <answer>4183</answer>", 1.0, "solved"),
+        ("<answer>4183</answer><answer>4184</answer>", 0.1, "wrong_value"),
+        ("<answer>4184</answer>", 0.1, "wrong_value"),
+        ("<answer>-4183</answer>", 0.1, "wrong_value"),
+        ("<answer>04183</answer>", 1.0, "solved"),
+        ("<answer>" + "9" * 20 + "</answer>", 0.1, "wrong_value"),
+        ("<answer>" + "9" * 21 + "</answer>", 0.0, "no_answer"),
+        ("<answer>47*89</answer>", 0.0, "no_answer"),
+        ("<answer>4183.0</answer>", 0.0, "no_answer"),
+        ("<answer>+4183</answer>", 0.0, "no_answer"),
+        ("<answer>4 183</answer>", 0.0, "no_answer"),
+        ("<answer>\u0664183</answer>", 0.0, "no_answer"),  # Arabic-Indic four
+        ("<answer></answer>", 0.0, "no_answer"),
+        ("4183", 0.0, "no_answer"),
+        ("<answer>4183", 0.0, "no_answer"),
+    ],
+)
+def test_scores(solution: str, score: float, reason: str) -> None:
+    assert score_and_reason(solution, 47, 89) == (score, reason)
+    assert compute_score(solution, 47, 89) == score
+
+
+@pytest.mark.parametrize(
+    "solution",
+    [
+        None,
+        4183,
+        b"<answer>4183</answer>",
+        "<answer>" * 200_000,
+        "<answer>" + "1" * 10**6 + "</answer>",
+        "\xff" * 10**6,
+    ],
+)
+def test_hostile_answers_score_zero_fast(solution: object) -> None:
+    t0 = time.perf_counter()
+    assert compute_score(solution, 47, 89) == 0.0  # type: ignore[arg-type]
+    assert time.perf_counter() - t0 < 0.5
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.one_of(
+        st.text(max_size=200),
+        st.builds(
+            lambda s: f"<answer>{s}</answer>", st.text(alphabet="0123456789- \n<>/answer", max_size=30)
+        ),
+    ),
+    st.integers(-(10**9), 10**9),
+    st.integers(-(10**9), 10**9),
+)
+def test_score_never_raises(solution: str, a: int, b: int) -> None:
+    assert compute_score(solution, a, b) in (0.0, 0.1, 1.0)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(0, 10**18), st.integers(1, 2), st.randoms(use_true_random=False))
+def test_corrupt_changes_digits_keeps_length(n: int, errors: int, rng: random.Random) -> None:
+    m = corrupt(n, rng, errors)
+    s, t = str(n), str(m)
+    assert m != n and len(t) == len(s)
+    assert 1 <= sum(x != y for x, y in zip(s, t)) <= min(errors, len(s))
+    assert len(t) == 1 or t[0] != "0"
+
+
+@pytest.mark.parametrize(("da", "db"), [(2, 2), (3, 1), (4, 3)])
+def test_problems_have_the_digits_asked(da: int, db: int) -> None:
+    task = make_task(TaskConfig(name="multiplication", digits_a=da, digits_b=db, num_train=300, num_test=30))
+    for split in ("train", "test"):
+        for p in task.problems(split):
+            assert len(str(p.a)) == da and len(str(p.b)) == db
+            assert task.episode(p).step(f"<answer>{p.a * p.b}</answer>").reward == 1.0
+            assert task.optimum(p) == 1.0
+
+
+def test_splits_disjoint_deterministic_and_prefix_stable() -> None:
+    task = make_task(TaskConfig(name="multiplication", num_train=2000, num_test=200, seed=1))
+    train, test = task.problems("train"), task.problems("test")
+    assert len(train) == 2000 and len(test) == 200
+    key = lambda p: tuple(sorted((p.a, p.b)))  # noqa: E731 - a*b and b*a are one problem
+    assert not {key(p) for p in train} & {key(p) for p in test}
+    assert len(set(train)) == len(train)
+    assert train == task.problems("train")
+    assert task.problems("train", 100) == train[:100]
+    assert make_task(TaskConfig(name="multiplication", seed=2)).problems("train", 100) != train[:100]
+
+
+def test_too_small_space_raises() -> None:
+    task = make_task(TaskConfig(name="multiplication", digits_a=1, digits_b=1))
+    assert len(task.problems("train", 50)) == 50
+    with pytest.raises(ValueError, match="too small"):
+        task.problems("train", 100)  # only 81 one-digit products exist
+
+
+def test_episode_and_prompt() -> None:
+    task = make_task(TaskConfig(name="multiplication"))
+    p = MultiplicationProblem(47, 89)
+    ep = task.episode(p)
+    assert ep.prompt == "47*89=\n"
+    assert task.describe(p) == "47*89"
+    res = ep.step("<answer>4183</answer>")
+    assert (res.observation, res.reward, res.done) == ("", 1.0, True)
+    assert res.info == {"success": True, "format_ok": True, "reason": "solved"}
+    with pytest.raises(RuntimeError):
+        ep.step("<answer>4183</answer>")
+    res = task.episode(p).step("<answer>4182</answer>")
+    assert res.reward == 0.1 and res.info == {"success": False, "format_ok": True, "reason": "wrong_value"}
+
+
+def test_behaviour_turns() -> None:
+    task = make_task(TaskConfig(name="multiplication", digits_a=3, digits_b=2, num_train=200))
+    rng = random.Random(0)
+    allowed = {chr(c) for c in range(32, 127)} | {"\n"}
+    for p in task.problems("train"):
+        for skill, expected in ((1.0, 1.0), (0.0, 0.1)):
+            ((obs, action),) = task.behaviour_turns(p, rng, skill)
+            assert obs == task.episode(p).prompt
+            assert set(obs + action) <= allowed
+            assert compute_score(action, p.a, p.b) == expected
+    p = MultiplicationProblem(47, 89)
+    half = [compute_score(task.behaviour_turns(p, rng, 0.5)[0][1], 47, 89) for _ in range(400)]
+    assert 0.4 < half.count(1.0) / len(half) < 0.6

@@ -1,0 +1,171 @@
+"""A*PO: A*-Policy Optimization (Brantley et al., 2025, arXiv 2505.20686).
+
+The KL-regularised objective  max_π E[r] − β·KL(π ‖ π_ref)  has the closed-form optimum
+
+    π*(y|x) ∝ π_ref(y|x) · exp(r(x,y) / β)
+    V*(x)   = β · log E_{y ~ π_ref}[ exp(r(x,y) / β) ]          (1)
+    β · log π*(y|x) / π_ref(y|x) = r(x,y) − V*(x) = A*(x,y)      (2)
+
+V* depends only on π_ref, so it is estimated ONCE, offline (stage 1, ``build_v_star_table``), from
+N reference samples per training prompt with β1 = ``astarpo.beta``. Stage 2 (``step``) then needs a
+single on-policy sample per prompt and regresses the scaled log-ratio onto the optimal advantage:
+
+    loss = mean( (β2 · (log π_θ(y|x) − log π_ref(y|x)) − (r − V*(x)))² )   (3)
+
+with sequence-summed log-probs (EOS included), a small entropy bonus, and no clipping, critic, KL
+term or advantage whitening. Departures from the paper: β2 and the learning rate are tuned for tiny
+models trained with Adam from scratch (docs/algorithms.md says why); the stage-1 table is cached
+across runs that share a base model and settings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from tinyzero.algorithms.common import make_batch, masked_mean, trajectory_logprobs
+from tinyzero.metrics import mean
+
+if TYPE_CHECKING:
+    from tinyzero.trainer import TinyZeroTrainer
+
+
+def estimate_v_star(
+    rewards: torch.Tensor, beta: float, log_weights: torch.Tensor | None = None
+) -> torch.Tensor:
+    """V* = β·(logsumexp(r/β + lw) − logsumexp(lw)) over the last dim; lw = 0 gives β·log mean exp(r/β).
+
+    Computed in float64 so that both limits are exact to rounding: β → 0 gives max(r) (a hard max over
+    samples), β → ∞ gives mean(r). ``log_weights`` are unnormalised log importance weights (e.g.
+    log π_ref − log π_θ), normalised here (self-normalised importance sampling).
+    """
+    if not beta > 0:
+        raise ValueError(f"beta must be > 0, got {beta}")
+    r = torch.as_tensor(rewards, dtype=torch.float64)
+    lw = torch.zeros_like(r) if log_weights is None else torch.as_tensor(log_weights, dtype=torch.float64)
+    v = beta * (torch.logsumexp(r / beta + lw, dim=-1) - torch.logsumexp(lw, dim=-1))
+    dtype = (
+        rewards.dtype if isinstance(rewards, torch.Tensor) and rewards.is_floating_point() else torch.float32
+    )
+    return v.to(dtype)
+
+
+def astarpo_loss(
+    logp: torch.Tensor, ref_logp: torch.Tensor, rewards: torch.Tensor, v_star: torch.Tensor, beta2: float
+) -> torch.Tensor:
+    """Equation (3): least squares of β2·log(π_θ/π_ref) onto A* = r − V*, averaged over trajectories."""
+    advantage = rewards - v_star  # A*(x, y)
+    return ((beta2 * (logp - ref_logp) - advantage) ** 2).mean()
+
+
+# ----------------------------------------------------------------------------- stage 1: V* table
+
+
+def v_star_cache_key(trainer: TinyZeroTrainer) -> str:
+    """Everything V* depends on: the reference model, β1, N, the prompts and how samples are drawn."""
+    cfg = trainer.cfg
+    settings = {
+        "base": trainer.base_key,
+        "beta": cfg.astarpo.beta,
+        "n": cfg.astarpo.num_value_samples,
+        "rollout": {
+            k: getattr(cfg.rollout, k) for k in ("temperature", "top_k", "top_p", "max_new_tokens", "history")
+        },
+        "num_train": len(trainer.train_problems),
+        "reward_fn": getattr(trainer.reward_fn, "__qualname__", "?"),
+    }
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _write_json(path: os.PathLike, data: Any) -> None:
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(data, f)
+    os.replace(tmp, path)  # atomic: an interrupted write never leaves a half table
+
+
+def build_v_star_table(trainer: TinyZeroTrainer, chunk: int = 128) -> dict[str, dict]:
+    """Stage 1: N samples from π_ref per training prompt → {prompt key: {"v": V*, "success": any}}.
+
+    Written to ``<run>/v_star.json`` after every chunk (an interrupted run resumes where it stopped)
+    and copied to a shared cache so later runs with the same base model and settings skip it.
+    """
+    cfg = trainer.cfg
+    shared = trainer.cache_root / "v_star" / f"{v_star_cache_key(trainer)}.json"
+    local = trainer.run_dir / "v_star.json"
+    for path in (local, shared):
+        if path.is_file():
+            table = json.loads(path.read_text())
+            if len(table) == len(trainer.train_problems):
+                if not local.is_file():
+                    _write_json(local, table)
+                return table
+    table = json.loads(local.read_text()) if local.is_file() else {}
+    n = cfg.astarpo.num_value_samples
+    todo = [p for p in trainer.train_problems if trainer.task.describe(p) not in table]
+    bar = trainer.progress_bar(
+        total=len(trainer.train_problems), initial=len(table), desc="A*PO stage 1: V* from π_ref"
+    )
+    for start in range(0, len(todo), chunk):
+        problems = todo[start : start + chunk]
+        # A per-chunk seed makes an interrupted stage 1 produce the same table when resumed.
+        gen = torch.Generator(device="cpu").manual_seed(cfg.run.seed * 100_003 + len(table))
+        episodes = trainer.rollout([p for p in problems for _ in range(n)], trainer.ref, generator=gen)
+        rewards = trainer.rewards(episodes).view(len(problems), n)
+        v_star = estimate_v_star(rewards, cfg.astarpo.beta)
+        trainer.stage1_tokens += sum(e.num_action_tokens for e in episodes)
+        for i, p in enumerate(problems):
+            wins = any(e.success for e in episodes[i * n : (i + 1) * n])
+            table[trainer.task.describe(p)] = {"v": float(v_star[i]), "success": wins}
+        _write_json(local, table)
+        bar.update(len(problems))
+    bar.close()
+    shared.parent.mkdir(parents=True, exist_ok=True)
+    _write_json(shared, table)
+    return table
+
+
+def training_pool(trainer: TinyZeroTrainer, table: dict[str, dict]) -> list:
+    """The prompts stage 2 samples from: all of them, or (reference-code option) those π_ref ever solved."""
+    if not trainer.cfg.astarpo.filter_all_failed:
+        return list(trainer.train_problems)
+    kept = [p for p in trainer.train_problems if table[trainer.task.describe(p)]["success"]]
+    return kept or list(trainer.train_problems)
+
+
+# ----------------------------------------------------------------------------- stage 2: one update
+
+
+def step(trainer: TinyZeroTrainer) -> tuple[torch.Tensor, dict]:
+    """One on-policy sample per prompt, loss (3) minus the entropy bonus."""
+    cfg = trainer.cfg
+    if trainer.v_star_table is None:
+        trainer.v_star_table = build_v_star_table(trainer)
+        trainer.problem_pool = training_pool(trainer, trainer.v_star_table)
+    problems = trainer.sample_problems(cfg.astarpo.num_trajectories)
+    episodes = trainer.rollout(problems, trainer.policy)
+    rewards = trainer.rewards(episodes)
+    v_star = torch.tensor([trainer.v_star_table[trainer.task.describe(p)]["v"] for p in problems])
+    batch = make_batch(trainer.tok, episodes, cfg.rollout.history, trainer.device)
+    lp = trajectory_logprobs(trainer.policy, batch)
+    with torch.no_grad():
+        ref = trajectory_logprobs(trainer.ref, batch)
+    entropy = masked_mean(lp.entropy, batch.mask)
+    loss = astarpo_loss(lp.traj, ref.traj, rewards.to(lp.traj), v_star.to(lp.traj), cfg.astarpo.beta2)
+    loss = loss - cfg.training.entropy_coef * entropy
+    advantage = rewards - v_star
+    metrics = {
+        "v_star/mean": float(v_star.mean()),
+        "advantage/mean": float(advantage.mean()),
+        "advantage/std": float(advantage.std()) if len(advantage) > 1 else 0.0,
+        "kl": float((lp.traj.detach() - ref.traj).mean()),
+        "entropy": float(entropy.detach()),
+        "pool_size": len(trainer.problem_pool),
+    }
+    trainer.record_episodes(episodes, rewards, metrics)
+    metrics["v_star/table_mean"] = mean([v["v"] for v in trainer.v_star_table.values()])
+    return loss, metrics

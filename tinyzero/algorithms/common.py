@@ -1,0 +1,76 @@
+"""Shared by every algorithm: episodes → padded tensors, and sequence log-probs over the agent's tokens.
+
+Sharing this code is what makes the comparisons fair: A*PO, RAGEN, GRPO and PPO see the same
+rollouts, the same masks and the same log-prob computation; only the loss differs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from tinyzero.context import training_sequences
+from tinyzero.models.tokenizer import CharTokenizer
+from tinyzero.models.transformer import token_logprobs_and_entropy
+from tinyzero.rollout import Episode
+
+
+@dataclass
+class Batch:
+    """Training tensors for N trajectories stored as S ≥ N right-padded sequences."""
+
+    ids: torch.Tensor  # (S, T) long
+    attn: torch.Tensor  # (S, T) bool, True on real tokens
+    mask: torch.Tensor  # (S, T) bool, True on the agent's tokens (the only ones trained)
+    traj: torch.Tensor  # (S,) long, which trajectory each sequence belongs to
+    num_traj: int
+
+
+def make_batch(
+    tok: CharTokenizer, episodes: list[Episode], history: int, device: torch.device | str
+) -> Batch:
+    seqs, owner = [], []
+    for n, ep in enumerate(episodes):
+        for s in training_sequences(tok, ep.turns, history):
+            seqs.append(s)
+            owner.append(n)
+    width = max(len(ids) for ids, _ in seqs)
+    ids = torch.full((len(seqs), width), tok.pad_id, dtype=torch.long)
+    attn = torch.zeros((len(seqs), width), dtype=torch.bool)
+    mask = torch.zeros((len(seqs), width), dtype=torch.bool)
+    for row, (s, m) in enumerate(seqs):
+        ids[row, : len(s)] = torch.tensor(s)
+        attn[row, : len(s)] = True
+        mask[row, : len(m)] = torch.tensor(m)
+    return Batch(
+        ids.to(device), attn.to(device), mask.to(device), torch.tensor(owner, device=device), len(episodes)
+    )
+
+
+@dataclass
+class LogProbs:
+    """Per-token and per-trajectory log-probs of the agent's tokens under one model."""
+
+    token: torch.Tensor  # (S, T) log p(x_t | x_<t), 0 outside the mask
+    entropy: torch.Tensor  # (S, T) entropy of the predictive distribution, 0 outside the mask
+    traj: torch.Tensor  # (N,) Σ over the trajectory's agent tokens (EOS included)
+
+
+def trajectory_logprobs(model: torch.nn.Module, batch: Batch) -> LogProbs:
+    """log π(τ) = Σ_t log π(a_t | context_t) over agent tokens, per trajectory (sequence sums, not means)."""
+    logp, ent = token_logprobs_and_entropy(model, batch.ids, batch.attn)  # (S, T) each
+    logp = logp * batch.mask
+    ent = ent * batch.mask
+    traj = torch.zeros(batch.num_traj, dtype=logp.dtype, device=logp.device)
+    traj = traj.index_add(0, batch.traj, logp.sum(dim=1))
+    return LogProbs(logp, ent, traj)
+
+
+def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    return (x * mask).sum() / mask.sum().clamp(min=1)
+
+
+def group_view(x: torch.Tensor, group_size: int) -> torch.Tensor:
+    """(P·K,) → (P, K): trajectories of the same prompt are stored contiguously."""
+    return x.view(-1, group_size)

@@ -1,0 +1,337 @@
+"""Configuration: a dataclass schema, YAML files and dotted command-line overrides (OmegaConf).
+
+Why a schema: every hyper-parameter is declared once, with its type, default and a one-line
+description (the comment beside it), so a typo in a YAML file or on the command line is caught
+before any compute is spent, with a "did you mean" hint, instead of being silently ignored.
+
+    cfg = load_config("configs/smoke.yaml", ["task.name=countdown", "training.lr=1e-3"])
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
+
+from tinyzero.errors import UserError
+
+TASKS = ("countdown", "multiplication", "frozenlake")
+ALGORITHMS = ("astarpo", "ragen", "grpo", "ppo")
+PRESETS = ("nano", "tiny", "small")
+
+
+@dataclass
+class RunConfig:
+    """Where a run lives and what makes it reproducible."""
+
+    name: str = "default"  # run directory is <out_dir>/<name>
+    out_dir: str = "runs"  # parent folder of all runs
+    seed: int = 0  # fixes init, data order and sampling; same seed on CPU → same weights
+    device: str = "auto"  # auto | cpu | cuda
+    threads: int = 0  # torch intra-op threads; 0 = torch's default
+
+
+@dataclass
+class TaskConfig:
+    """Which task to train on and how its problems are generated."""
+
+    name: str = "frozenlake"  # countdown | multiplication | frozenlake
+    seed: int = 0  # fixes problem generation; the train/test split is a function of the problem
+    num_train: int = 2000  # size of the training problem pool
+    num_test: int = 200  # held-out problems for evaluation
+    # countdown
+    num_numbers: int = 3  # how many numbers are given (each used exactly once)
+    max_number: int = 20  # numbers are drawn from 1..max_number
+    max_target: int = 100  # targets are reachable integers in 1..max_target
+    # multiplication
+    digits_a: int = 2  # digits of the first factor
+    digits_b: int = 2  # digits of the second factor
+    # frozenlake
+    size: int = 4  # the map is size × size
+    is_slippery: bool = False  # Gymnasium's slippery dynamics (intended move with prob 1/3)
+    p_frozen: float = 0.8  # probability that a cell is frozen when generating random maps
+    max_turns: int = 8  # turns per episode before truncation
+    max_actions_per_turn: int = 1  # moves the agent may write in one turn
+    invalid_penalty: float = 0.1  # reward subtracted for an unparseable turn
+
+
+@dataclass
+class ModelConfig:
+    """The policy's architecture (a small Llama-style decoder)."""
+
+    preset: str = "tiny"  # nano (~0.2M) | tiny (~1M) | small (~5M parameters)
+    max_seq_len: int = 256  # longest prompt + completion the model can see
+
+
+@dataclass
+class PretrainConfig:
+    """How each task's base model (π_ref) is built from a synthetic corpus, and cached."""
+
+    steps: int = 1500  # optimizer steps of next-token training
+    batch_size: int = 64  # sequences per step
+    lr: float = 3e-3  # peak AdamW learning rate (cosine decay, short warm-up)
+    skill: float = (
+        0.3  # fraction of skilled demonstrations in the corpus (the rest is random but well-formed)
+    )
+    eval_problems: int = 200  # held-out problems used to report the base model's figures
+    cache_dir: str = ".cache/base_models"  # base models are stored here under a hash of their settings
+
+
+@dataclass
+class RolloutConfig:
+    """How trajectories are sampled from the policy."""
+
+    temperature: float = 1.0  # sampling temperature for training rollouts
+    top_k: int = 0  # 0 = off
+    top_p: float = 1.0  # 1.0 = off
+    max_new_tokens: int = 24  # per turn
+    history: int = 0  # previous turns shown in a multi-turn prompt: 0 = current observation only, -1 = all
+
+
+@dataclass
+class AStarPOConfig:
+    """A*PO: offline V* from π_ref (stage 1), then regression of β2·log(π/π_ref) onto r − V* (stage 2)."""
+
+    beta: float = 0.5  # β1 of V* = β·log E_{π_ref}[exp(r/β)]
+    beta2: float = 0.05  # β2, the scale of the regressed log-ratio
+    num_value_samples: int = 8  # N reference samples per training prompt for V* (stage 1)
+    num_trajectories: int = 64  # rollouts (prompts × samples) per iteration
+    filter_all_failed: bool = False  # drop training prompts where all N reference samples failed
+    v_star_source: str = "importance"  # ragen: importance (K on-policy samples, weighted) | reference
+
+
+@dataclass
+class TrainingConfig:
+    """The RL loop."""
+
+    total_iterations: int = 100  # policy updates
+    lr: float = 3e-4  # AdamW learning rate
+    weight_decay: float = 0.0  # AdamW weight decay
+    grad_clip: float = 1.0  # max global gradient norm
+    entropy_coef: float = 0.001  # entropy bonus weight
+    eval_every: int = 25  # iterations between held-out evaluations (0 = only at the end)
+    eval_problems: int = 200  # held-out problems per evaluation
+    checkpoint_every: int = 50  # iterations between checkpoints
+    keep_last: int = 3  # checkpoints kept on disk
+
+
+@dataclass
+class GRPOConfig:
+    """GRPO baseline."""
+
+    clip_eps: float = 0.2  # PPO-style ratio clip
+    kl_coef: float = 0.0  # weight of the k3 KL estimate to π_ref (0 = off)
+
+
+@dataclass
+class PPOConfig:
+    """PPO baseline (critic, GAE with γ = λ = 1)."""
+
+    clip_eps: float = 0.2  # ratio clip
+    value_coef: float = 0.5  # weight of the critic's loss
+
+
+@dataclass
+class AlgorithmConfig:
+    """Which RL algorithm updates the policy."""
+
+    name: str = "ragen"  # astarpo | ragen | grpo | ppo
+    starpo_s_keep: float = 1.0  # StarPO-S: keep this fraction of prompt groups with highest reward std
+
+
+@dataclass
+class LoggingConfig:
+    """Where metrics go besides metrics.jsonl."""
+
+    tensorboard: bool = True  # write TensorBoard events into the run directory
+    wandb: bool = False  # also log to Weights & Biases (pip install -e .[wandb])
+    wandb_mode: str = "offline"  # online | offline
+    progress: bool = True  # tqdm progress bars
+
+
+@dataclass
+class Config:
+    """Everything a run needs; YAML files hold only what differs from these defaults."""
+
+    run: RunConfig = field(default_factory=RunConfig)
+    task: TaskConfig = field(default_factory=TaskConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    algorithm: AlgorithmConfig = field(default_factory=AlgorithmConfig)
+    astarpo: AStarPOConfig = field(default_factory=AStarPOConfig)
+    grpo: GRPOConfig = field(default_factory=GRPOConfig)
+    ppo: PPOConfig = field(default_factory=PPOConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    num_completions: int = 8  # K samples per prompt (group size for ragen/grpo)
+
+
+def _all_keys(node: Any, prefix: str = "") -> list[str]:
+    """Every dotted key of the schema, for "did you mean" hints."""
+    keys: list[str] = []
+    for k, v in node.items():
+        full = f"{prefix}{k}"
+        keys.append(full)
+        if isinstance(v, DictConfig):
+            keys.extend(_all_keys(v, full + "."))
+    return keys
+
+
+def _hint(key: str, schema: DictConfig) -> str:
+    keys = _all_keys(schema)
+    leaf = key.split(".")[-1]
+    close = (
+        difflib.get_close_matches(key, keys, n=1, cutoff=0.6)
+        or [k for k in keys if k.split(".")[-1] == leaf][:1]
+        or difflib.get_close_matches(leaf, keys, n=1, cutoff=0.6)
+    )
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _merge(schema: DictConfig, other: Any, source: str) -> DictConfig:
+    try:
+        return OmegaConf.merge(schema, other)
+    except ConfigKeyError as e:
+        key = e.full_key or str(e.key)
+        raise UserError(f"unknown config key '{key}' in {source}{_hint(key, schema)}") from None
+    except ValidationError as e:
+        raise UserError(f"bad value for '{e.full_key}' in {source}: {e.msg.splitlines()[0]}") from None
+    except OmegaConfBaseException as e:
+        raise UserError(f"invalid config in {source}: {str(e).splitlines()[0]}") from None
+
+
+def _parse_overrides(overrides: list[str]) -> DictConfig:
+    for item in overrides:
+        if "=" not in item or item.startswith("="):
+            raise UserError(f"override '{item}' is not of the form key=value (e.g. training.lr=1e-3)")
+    try:
+        return OmegaConf.from_dotlist(list(overrides))
+    except Exception as e:  # noqa: BLE001 - OmegaConf raises several grammar errors
+        raise UserError(f"cannot parse overrides {overrides}: {str(e).splitlines()[0]}") from None
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """Defaults ← YAML file ← dotted overrides, type-checked and validated; raises UserError."""
+    schema = OmegaConf.structured(Config)
+    cfg = schema
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise UserError(f"config file '{path}' not found (see configs/ for examples)")
+        try:
+            loaded = OmegaConf.load(p)
+        except Exception as e:  # noqa: BLE001 - YAML errors come in several types
+            raise UserError(f"cannot read config '{path}': {str(e).splitlines()[0]}") from None
+        if not isinstance(loaded, DictConfig):
+            raise UserError(f"config '{path}' must be a mapping of sections (e.g. 'training: ...')")
+        cfg = _merge(cfg, loaded, str(path))
+    if overrides:
+        cfg = _merge(cfg, _parse_overrides(overrides), "command-line overrides")
+    obj: Config = OmegaConf.to_object(cfg)  # type: ignore[assignment]
+    validate(obj)
+    return obj
+
+
+def _check(cond: bool, key: str, value: Any, expected: str) -> None:
+    if not cond:
+        raise UserError(f"{key}={value!r} is out of range: expected {expected}")
+
+
+def validate(cfg: Config) -> None:
+    """Range and choice checks the type system cannot express."""
+    _check(cfg.task.name in TASKS, "task.name", cfg.task.name, "one of " + ", ".join(TASKS))
+    _check(
+        cfg.algorithm.name in ALGORITHMS,
+        "algorithm.name",
+        cfg.algorithm.name,
+        "one of " + ", ".join(ALGORITHMS),
+    )
+    _check(cfg.model.preset in PRESETS, "model.preset", cfg.model.preset, "one of " + ", ".join(PRESETS))
+    _check(cfg.run.device in ("auto", "cpu", "cuda"), "run.device", cfg.run.device, "auto, cpu or cuda")
+    _check(
+        cfg.astarpo.v_star_source in ("importance", "reference"),
+        "astarpo.v_star_source",
+        cfg.astarpo.v_star_source,
+        "importance or reference",
+    )
+    _check(
+        cfg.logging.wandb_mode in ("online", "offline"),
+        "logging.wandb_mode",
+        cfg.logging.wandb_mode,
+        "online|offline",
+    )
+    positive = {
+        "task.num_train": cfg.task.num_train,
+        "task.num_test": cfg.task.num_test,
+        "task.num_numbers": cfg.task.num_numbers,
+        "task.max_number": cfg.task.max_number,
+        "task.max_target": cfg.task.max_target,
+        "task.digits_a": cfg.task.digits_a,
+        "task.digits_b": cfg.task.digits_b,
+        "task.max_turns": cfg.task.max_turns,
+        "task.max_actions_per_turn": cfg.task.max_actions_per_turn,
+        "model.max_seq_len": cfg.model.max_seq_len,
+        "pretrain.steps": cfg.pretrain.steps,
+        "pretrain.batch_size": cfg.pretrain.batch_size,
+        "pretrain.eval_problems": cfg.pretrain.eval_problems,
+        "rollout.max_new_tokens": cfg.rollout.max_new_tokens,
+        "astarpo.num_value_samples": cfg.astarpo.num_value_samples,
+        "astarpo.num_trajectories": cfg.astarpo.num_trajectories,
+        "training.total_iterations": cfg.training.total_iterations,
+        "training.eval_problems": cfg.training.eval_problems,
+        "training.checkpoint_every": cfg.training.checkpoint_every,
+        "training.keep_last": cfg.training.keep_last,
+        "num_completions": cfg.num_completions,
+    }
+    for key, value in positive.items():
+        _check(value > 0, key, value, "a positive number")
+    _check(2 <= cfg.task.num_numbers <= 5, "task.num_numbers", cfg.task.num_numbers, "2..5")
+    _check(
+        1 <= cfg.task.digits_a <= 9 and 1 <= cfg.task.digits_b <= 9,
+        "task.digits_a/b",
+        cfg.task.digits_a,
+        "1..9",
+    )
+    _check(2 <= cfg.task.size <= 12, "task.size", cfg.task.size, "2..12")
+    _check(0.0 < cfg.task.p_frozen <= 1.0, "task.p_frozen", cfg.task.p_frozen, "0 < p <= 1")
+    _check(0.0 <= cfg.pretrain.skill <= 1.0, "pretrain.skill", cfg.pretrain.skill, "0..1")
+    for key, value in {
+        "pretrain.lr": cfg.pretrain.lr,
+        "training.lr": cfg.training.lr,
+        "astarpo.beta": cfg.astarpo.beta,
+        "astarpo.beta2": cfg.astarpo.beta2,
+        "rollout.temperature": cfg.rollout.temperature,
+        "training.grad_clip": cfg.training.grad_clip,
+    }.items():
+        _check(value > 0, key, value, "a value > 0")
+    _check(0.0 < cfg.rollout.top_p <= 1.0, "rollout.top_p", cfg.rollout.top_p, "0 < top_p <= 1")
+    _check(cfg.rollout.history >= -1, "rollout.history", cfg.rollout.history, "-1 (all) or >= 0")
+    _check(
+        0.0 < cfg.algorithm.starpo_s_keep <= 1.0,
+        "algorithm.starpo_s_keep",
+        cfg.algorithm.starpo_s_keep,
+        "0 < f <= 1",
+    )
+    _check(cfg.training.eval_every >= 0, "training.eval_every", cfg.training.eval_every, ">= 0")
+    _check(cfg.training.entropy_coef >= 0, "training.entropy_coef", cfg.training.entropy_coef, ">= 0")
+    _check(cfg.run.threads >= 0, "run.threads", cfg.run.threads, ">= 0")
+    _check(
+        cfg.num_completions >= 2 or cfg.algorithm.name in ("astarpo", "ppo"),
+        "num_completions",
+        cfg.num_completions,
+        ">= 2 for group-based algorithms (ragen, grpo)",
+    )
+
+
+def to_yaml(cfg: Config) -> str:
+    """The resolved config as YAML, as saved into every run directory."""
+    return OmegaConf.to_yaml(OmegaConf.structured(cfg))
+
+
+def save_config(cfg: Config, path: str | Path) -> None:
+    Path(path).write_text(to_yaml(cfg))

@@ -1,0 +1,46 @@
+"""Tasks with checkable rewards, as text episodes (see ``base`` for the protocol).
+
+    task = make_task(cfg.task)              # countdown | multiplication | frozenlake
+    problem = task.problems("train")[0]
+    ep = task.episode(problem)
+    result = ep.step("<answer>25+3*7</answer>")   # StepResult(observation, reward, done, info)
+
+Importing this package also registers ``tinyzero/FrozenLakeText-v0`` with Gymnasium.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tinyzero.environments.base import StepResult, Task, TextEpisode
+from tinyzero.environments.countdown import CountdownProblem, CountdownTask
+from tinyzero.environments.frozenlake_env import FrozenLakeTask, FrozenLakeTextEnv
+from tinyzero.environments.multiplication import MultiplicationProblem, MultiplicationTask
+
+TASK_CLASSES: dict[str, type[Task]] = {
+    "countdown": CountdownTask,
+    "frozenlake": FrozenLakeTask,
+    "multiplication": MultiplicationTask,
+}
+
+
+def make_task(cfg: Any) -> Task:
+    """The Task named by ``cfg.name`` (a ``TaskConfig``); unknown names raise ValueError."""
+    cls = TASK_CLASSES.get(cfg.name)
+    if cls is None:
+        raise ValueError(f"unknown task '{cfg.name}'; choose one of {', '.join(sorted(TASK_CLASSES))}")
+    return cls(cfg)
+
+
+__all__ = [
+    "CountdownProblem",
+    "CountdownTask",
+    "FrozenLakeTask",
+    "FrozenLakeTextEnv",
+    "MultiplicationProblem",
+    "MultiplicationTask",
+    "StepResult",
+    "Task",
+    "TextEpisode",
+    "make_task",
+]

@@ -1,0 +1,236 @@
+"""Countdown: combine the given numbers, each exactly once, with + - * / and parentheses to hit the target.
+
+Prompt and answer (one turn)::
+
+    Use 3 7 25 to make 46
+    <answer>25+3*7</answer>
+
+Score (TinyZero's rule, DESIGN §3): 1.0 for a correct expression inside the LAST ``<answer>...</answer>``;
+0.1 for a well-formed expression that uses the wrong numbers or has the wrong value (division by zero and
+results over the parser's caps count as a wrong value); 0.0 when there is no answer tag or its content is
+not an arithmetic expression. The expression is read by ``arith``'s safe parser, never ``eval``.
+
+Problems: ``num_numbers`` numbers drawn uniformly from 1..max_number, then a target drawn uniformly among
+the integers in 1..max_target that the exhaustive solver can reach with all of them, so every problem is
+solvable. The solver follows the classic Countdown rule of exact division: every intermediate result is an
+integer (negative intermediates are allowed). The scorer is more lenient and accepts any expression whose
+exact rational value is the target.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from dataclasses import dataclass
+from functools import lru_cache
+
+from tinyzero.environments.arith import MAX_ABS, evaluate_tree, numbers_used, parse_expression
+from tinyzero.environments.base import StepResult, Task, sample_problems
+
+OPEN, CLOSE = "<answer>", "</answer>"
+
+# An expression tree: an int leaf (one of the given numbers) or (op, left, right).
+Tree = int | tuple
+
+
+@dataclass(frozen=True)
+class CountdownProblem:
+    numbers: tuple[int, ...]
+    target: int
+
+
+def extract_answer(solution: str) -> str | None:
+    """Content of the last complete ``<answer>...</answer>`` (linear time even on hostile text)."""
+    end = solution.rfind(CLOSE)
+    if end < 0:
+        return None
+    start = solution.rfind(OPEN, 0, end)
+    if start < 0:
+        return None
+    return solution[start + len(OPEN) : end]
+
+
+def score_and_reason(
+    solution: object, target: int, numbers: list[int] | tuple[int, ...]
+) -> tuple[float, str]:
+    """(score, reason) with reason in solved | no_answer | wrong_numbers | wrong_value. Never raises."""
+    try:
+        if not isinstance(solution, str):
+            return 0.0, "no_answer"
+        answer = extract_answer(solution)
+        node = None if answer is None else parse_expression(answer)
+        if node is None:
+            return 0.0, "no_answer"
+        if Counter(numbers_used(answer)) != Counter(int(x) for x in numbers):
+            return 0.1, "wrong_numbers"
+        value = evaluate_tree(node)
+        if value is None or value != target:
+            return 0.1, "wrong_value"
+        return 1.0, "solved"
+    except Exception:  # noqa: BLE001 - a reward function must never crash training on odd input
+        return 0.0, "no_answer"
+
+
+def compute_score(solution: str, target: int, numbers: list[int]) -> float:
+    """1.0 correct, 0.1 well-formed but wrong (numbers or value), 0.0 no parsable answer. Never raises."""
+    return score_and_reason(solution, target, numbers)[0]
+
+
+@lru_cache(maxsize=4096)
+def _reachable(numbers: tuple[int, ...]) -> dict[int, Tree]:
+    """Every integer reachable using all ``numbers`` exactly once → one expression tree for it.
+
+    Bitmask dynamic programme over subsets: the values of a subset are those of its two-way splits combined
+    with + - * / (both orders for - and /; division only when exact). |values| are capped at arith.MAX_ABS.
+    """
+    n = len(numbers)
+    vals: list[dict[int, Tree]] = [{} for _ in range(1 << n)]
+    for i, x in enumerate(numbers):
+        vals[1 << i] = {x: x}
+    for mask in range(1, 1 << n):
+        if mask & (mask - 1) == 0:
+            continue
+        table: dict[int, Tree] = {}
+        sub = (mask - 1) & mask
+        while sub:
+            other = mask ^ sub
+            if sub < other:  # each unordered split once
+                for va, ta in vals[sub].items():
+                    for vb, tb in vals[other].items():
+                        for v, t in (
+                            (va + vb, ("+", ta, tb)),
+                            (va * vb, ("*", ta, tb)),
+                            (va - vb, ("-", ta, tb)),
+                            (vb - va, ("-", tb, ta)),
+                        ):
+                            if v not in table and -MAX_ABS <= v <= MAX_ABS:
+                                table[v] = t
+                        if vb != 0 and va % vb == 0 and va // vb not in table:
+                            table[va // vb] = ("/", ta, tb)
+                        if va != 0 and vb % va == 0 and vb // va not in table:
+                            table[vb // va] = ("/", tb, ta)
+            sub = (sub - 1) & mask
+        vals[mask] = table
+    return vals[-1]
+
+
+_PREC = {"+": 1, "-": 1, "*": 2, "/": 2}
+
+
+def render(tree: Tree, rng: random.Random | None = None) -> str:
+    """Expression text with minimal parentheses; with ``rng``, operands of + and * are randomly swapped."""
+    if isinstance(tree, int):
+        return str(tree)
+    op, left, right = tree
+    if rng is not None and op in "+*" and rng.random() < 0.5:
+        left, right = right, left
+    ls, rs = render(left, rng), render(right, rng)
+    p = _PREC[op]
+    if not isinstance(left, int) and _PREC[left[0]] < p:
+        ls = f"({ls})"
+    if not isinstance(right, int) and (_PREC[right[0]] < p or (_PREC[right[0]] == p and op in "-/")):
+        rs = f"({rs})"
+    return f"{ls}{op}{rs}"
+
+
+def reachable_targets(numbers: list[int] | tuple[int, ...], lo: int, hi: int) -> list[int]:
+    """Sorted integers in lo..hi reachable using all ``numbers`` exactly once."""
+    return sorted(v for v in _reachable(tuple(sorted(numbers))) if lo <= v <= hi)
+
+
+def solve(numbers: list[int] | tuple[int, ...], target: int, rng: random.Random | None = None) -> str | None:
+    """An expression using every number once that equals ``target`` (integer intermediates), or None."""
+    tree = _reachable(tuple(sorted(int(x) for x in numbers))).get(target)
+    return None if tree is None else render(tree, rng)
+
+
+def random_expression(numbers: list[int] | tuple[int, ...], rng: random.Random) -> str:
+    """A random well-formed expression using each number exactly once (random order, operators, brackets).
+
+    Retries until the value is defined (no division by zero, within the caps); falls back to a plain sum.
+    """
+    for _ in range(20):
+        order = list(numbers)
+        rng.shuffle(order)
+        text = render(_random_tree(order, rng))
+        node = parse_expression(text)
+        if node is not None and evaluate_tree(node) is not None:
+            return text
+    return "+".join(str(x) for x in numbers)
+
+
+def _random_tree(leaves: list[int], rng: random.Random) -> Tree:
+    if len(leaves) == 1:
+        return leaves[0]
+    cut = rng.randint(1, len(leaves) - 1)
+    return (rng.choice("+-*/"), _random_tree(leaves[:cut], rng), _random_tree(leaves[cut:], rng))
+
+
+def make_prompt(problem: CountdownProblem) -> str:
+    return f"Use {' '.join(str(x) for x in problem.numbers)} to make {problem.target}\n"
+
+
+class CountdownEpisode:
+    """One-step episode: the answer is scored by ``compute_score``."""
+
+    def __init__(self, problem: CountdownProblem):
+        self.problem = problem
+        self.prompt = make_prompt(problem)
+        self.done = False
+
+    def step(self, action: str) -> StepResult:
+        if self.done:
+            raise RuntimeError("step() called on a finished episode")
+        self.done = True
+        score, reason = score_and_reason(action, self.problem.target, self.problem.numbers)
+        info = {"success": score == 1.0, "format_ok": score > 0.0, "reason": reason}
+        return StepResult(observation="", reward=score, done=True, info=info)
+
+
+class CountdownTask(Task):
+    name = "countdown"
+    max_turns = 1
+
+    def problems(self, split: str, n: int | None = None) -> list[CountdownProblem]:
+        n = self._split_n(split, n)
+        cfg = self.cfg
+        if cfg.num_numbers < 1 or cfg.max_number < 1 or cfg.max_target < 1:
+            raise ValueError("countdown needs num_numbers, max_number and max_target >= 1")
+
+        def draw(rng: random.Random) -> CountdownProblem | None:
+            numbers = tuple(rng.randint(1, cfg.max_number) for _ in range(cfg.num_numbers))
+            targets = reachable_targets(numbers, 1, cfg.max_target)
+            return CountdownProblem(numbers, rng.choice(targets)) if targets else None
+
+        return sample_problems(
+            split,
+            n,
+            cfg.seed,
+            draw,
+            canonical=_canonical,
+            key=_canonical,
+            what=f"countdown({cfg.num_numbers} numbers <= {cfg.max_number}, targets <= {cfg.max_target})",
+        )
+
+    def episode(self, problem: CountdownProblem, seed: int | None = None) -> CountdownEpisode:
+        """``seed`` is accepted for a uniform signature; a single-turn episode has no randomness."""
+        return CountdownEpisode(problem)
+
+    def behaviour_turns(
+        self, problem: CountdownProblem, rng: random.Random, skill: float
+    ) -> list[tuple[str, str]]:
+        expr = solve(problem.numbers, problem.target, rng) if rng.random() < skill else None
+        if expr is None:
+            expr = random_expression(problem.numbers, rng)
+        return [(make_prompt(problem), f"{OPEN}{expr}{CLOSE}")]
+
+    def optimum(self, problem: CountdownProblem) -> float:
+        return 1.0
+
+    def describe(self, problem: CountdownProblem) -> str:
+        return f"{' '.join(str(x) for x in problem.numbers)} -> {problem.target}"
+
+
+def _canonical(problem: CountdownProblem) -> str:
+    # Orderings of the same numbers are the same problem: they share a split.
+    return f"countdown:{','.join(str(x) for x in sorted(problem.numbers))}:{problem.target}"

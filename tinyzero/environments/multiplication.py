@@ -1,0 +1,124 @@
+"""Multiplication: compute a × b for a, b with a configurable number of digits.
+
+Prompt and answer (one turn)::
+
+    47*89=
+    <answer>4183</answer>
+
+Score (DESIGN §3): the LAST ``<answer>...</answer>`` must hold a plain integer (optional '-', ASCII digits,
+at most ``MAX_ANSWER_DIGITS`` digits, surrounding whitespace ignored): 1.0 if it equals a*b, 0.1 if it is
+another integer, 0.0 when there is no answer tag or its content is not a plain integer.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass
+
+from tinyzero.environments.base import StepResult, Task, sample_problems
+from tinyzero.environments.countdown import CLOSE, OPEN, extract_answer
+
+MAX_ANSWER_DIGITS = 20
+_INTEGER = re.compile(r"\s*(-?[0-9]{1,20})\s*")  # MAX_ANSWER_DIGITS
+
+
+@dataclass(frozen=True)
+class MultiplicationProblem:
+    a: int
+    b: int
+
+
+def score_and_reason(solution: object, a: int, b: int) -> tuple[float, str]:
+    """(score, reason) with reason in solved | no_answer | wrong_value. Never raises."""
+    try:
+        if not isinstance(solution, str):
+            return 0.0, "no_answer"
+        answer = extract_answer(solution)
+        if answer is None or len(answer) > 100:
+            return 0.0, "no_answer"
+        m = _INTEGER.fullmatch(answer)
+        if m is None:
+            return 0.0, "no_answer"
+        return (1.0, "solved") if int(m.group(1)) == int(a) * int(b) else (0.1, "wrong_value")
+    except Exception:  # noqa: BLE001 - a reward function must never crash training on odd input
+        return 0.0, "no_answer"
+
+
+def compute_score(solution: str, a: int, b: int) -> float:
+    """1.0 if the last answer is a*b, 0.1 for another plain integer, 0.0 otherwise. Never raises."""
+    return score_and_reason(solution, a, b)[0]
+
+
+def corrupt(n: int, rng: random.Random, errors: int) -> int:
+    """``n`` with ``errors`` distinct digits replaced by different digits (never a leading zero)."""
+    digits = list(str(n))
+    for i in rng.sample(range(len(digits)), min(errors, len(digits))):
+        lo = 1 if i == 0 and len(digits) > 1 else 0
+        digits[i] = rng.choice([d for d in "0123456789"[lo:] if d != digits[i]])
+    return int("".join(digits))
+
+
+def make_prompt(problem: MultiplicationProblem) -> str:
+    return f"{problem.a}*{problem.b}=\n"
+
+
+class MultiplicationEpisode:
+    """One-step episode: the answer is scored by ``compute_score``."""
+
+    def __init__(self, problem: MultiplicationProblem):
+        self.problem = problem
+        self.prompt = make_prompt(problem)
+        self.done = False
+
+    def step(self, action: str) -> StepResult:
+        if self.done:
+            raise RuntimeError("step() called on a finished episode")
+        self.done = True
+        score, reason = score_and_reason(action, self.problem.a, self.problem.b)
+        info = {"success": score == 1.0, "format_ok": score > 0.0, "reason": reason}
+        return StepResult(observation="", reward=score, done=True, info=info)
+
+
+class MultiplicationTask(Task):
+    name = "multiplication"
+    max_turns = 1
+
+    def problems(self, split: str, n: int | None = None) -> list[MultiplicationProblem]:
+        n = self._split_n(split, n)
+        da, db = self.cfg.digits_a, self.cfg.digits_b
+        if da < 1 or db < 1:
+            raise ValueError("multiplication needs digits_a and digits_b >= 1")
+
+        def draw(rng: random.Random) -> MultiplicationProblem:
+            return MultiplicationProblem(
+                rng.randint(10 ** (da - 1), 10**da - 1), rng.randint(10 ** (db - 1), 10**db - 1)
+            )
+
+        return sample_problems(
+            split, n, self.cfg.seed, draw, canonical=_canonical, what=f"multiplication({da}x{db} digits)"
+        )
+
+    def episode(self, problem: MultiplicationProblem, seed: int | None = None) -> MultiplicationEpisode:
+        """``seed`` is accepted for a uniform signature; a single-turn episode has no randomness."""
+        return MultiplicationEpisode(problem)
+
+    def behaviour_turns(
+        self, problem: MultiplicationProblem, rng: random.Random, skill: float
+    ) -> list[tuple[str, str]]:
+        product = problem.a * problem.b
+        if rng.random() >= skill:
+            product = corrupt(product, rng, rng.randint(1, 2))
+        return [(make_prompt(problem), f"{OPEN}{product}{CLOSE}")]
+
+    def optimum(self, problem: MultiplicationProblem) -> float:
+        return 1.0
+
+    def describe(self, problem: MultiplicationProblem) -> str:
+        return f"{problem.a}*{problem.b}"
+
+
+def _canonical(problem: MultiplicationProblem) -> str:
+    # a*b and b*a are the same problem: they share a split.
+    lo, hi = sorted((problem.a, problem.b))
+    return f"multiplication:{lo}*{hi}"

@@ -1,0 +1,28 @@
+"""User-facing errors: one line, exit code 2, no traceback.
+
+Why a single exception type: every entry point (train.py, evaluate.py, scripts/) wraps its main in
+``run_cli``, so a wrong key, a missing file or a corrupt checkpoint always reads the same way:
+``error: <what is wrong and how to fix it>``. Real bugs still raise with a full traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+
+class UserError(Exception):
+    """A mistake the user can fix (bad config, missing file, corrupt checkpoint)."""
+
+
+def run_cli(main: Callable[[], int | None]) -> None:
+    """Run ``main`` and turn UserError into ``error: ...`` on stderr with exit code 2."""
+    try:
+        code = main()
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
+    sys.exit(code or 0)

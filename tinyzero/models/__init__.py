@@ -1,0 +1,1 @@
+"""The policy/reference language model, its tokenizer, and how they are saved and loaded."""

@@ -1,0 +1,53 @@
+"""Save and load a model directory: ``model.safetensors`` + ``model.json`` + ``tokenizer.json``.
+
+Why a directory and not a pickle: safetensors cannot execute code on load, and the JSON files make
+a checkpoint self-describing (architecture and tokenizer travel with the weights).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_model, save_model
+
+from tinyzero.errors import UserError
+from tinyzero.models.tokenizer import CharTokenizer
+from tinyzero.models.transformer import ModelConfig, TransformerLM, model_config
+
+
+def build_model(preset: str, vocab_size: int, max_seq_len: int) -> TransformerLM:
+    """A freshly initialised model of the named preset (init is seeded by the caller's torch seed)."""
+    return TransformerLM(model_config(preset, vocab_size=vocab_size, max_seq_len=max_seq_len))
+
+
+def save_model_dir(model: TransformerLM, tok: CharTokenizer, out: str | Path) -> None:
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    save_model(model, str(out / "model.safetensors"))  # handles tied embeddings
+    (out / "model.json").write_text(json.dumps(dataclasses.asdict(model.config), indent=1))
+    tok.save(out / "tokenizer.json")
+
+
+def load_model_dir(
+    path: str | Path, device: str | torch.device = "cpu"
+) -> tuple[TransformerLM, CharTokenizer]:
+    """Load what ``save_model_dir`` wrote; a missing or corrupt file is a UserError naming it."""
+    path = Path(path)
+    for name in ("model.safetensors", "model.json", "tokenizer.json"):
+        if not (path / name).is_file():
+            raise UserError(f"'{path}' is not a model directory: {name} is missing")
+    try:
+        cfg = ModelConfig(**json.loads((path / "model.json").read_text()))
+        tok = CharTokenizer.load(path / "tokenizer.json")
+    except (ValueError, TypeError, json.JSONDecodeError) as e:
+        raise UserError(f"corrupt model description in '{path}': {e}") from None
+    model = TransformerLM(cfg)
+    try:
+        load_model(model, str(path / "model.safetensors"), strict=True, device=str(device))
+    except (SafetensorError, RuntimeError, OSError) as e:
+        raise UserError(f"corrupt weights in '{path}/model.safetensors': {str(e).splitlines()[0]}") from None
+    return model.to(device), tok

@@ -1,0 +1,427 @@
+"""A small Llama-style decoder, its log-prob helpers and a fast batched sampler, in one file.
+
+Architecture (Llama, minus everything a ~1M-parameter char model does not need): pre-norm RMSNorm,
+rotary position embeddings, SwiGLU MLP, no biases, causal attention through
+``F.scaled_dot_product_attention``, optionally tied input/output embeddings.
+
+Why the sampler matters: in RL almost all wall-clock time is spent generating. Batches of 16-256
+short sequences on a CPU are dominated by per-step overhead, not FLOPs, so ``generate`` prefills
+the prompts once into a preallocated KV cache and then runs one cheap (B, 1) step per new token:
+the attention mask of a step is a slice of a bias tensor kept in the cache, RoPE angles are a
+gather into precomputed buffers, and only the last position goes through the LM head.
+
+Padding convention: a batch of prompts is LEFT-padded, with an attention mask (True/1 = real
+token). Positions are counted per sequence from its first real token, so a sequence gets exactly
+the same logits alone or inside a padded batch. Training batches may be right-padded; positions
+are derived from the mask either way.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+PRESETS: dict[str, dict] = {
+    "nano": dict(d_model=64, n_layers=4, n_heads=4),  # ~0.2M parameters: tests and smoke runs
+    "tiny": dict(d_model=128, n_layers=4, n_heads=4),  # ~0.8M
+    "small": dict(d_model=256, n_layers=6, n_heads=8),  # ~4.8M
+}
+
+
+@dataclass
+class ModelConfig:
+    vocab_size: int = 100
+    d_model: int = 128
+    n_layers: int = 4
+    n_heads: int = 4
+    d_ff: int = 0  # 0 → Llama's rule: 8/3 * d_model rounded up to a multiple of 32
+    max_seq_len: int = 512
+    rope_theta: float = 10000.0
+    norm_eps: float = 1e-5
+    tie_embeddings: bool = True
+
+    def __post_init__(self) -> None:
+        if self.d_model % self.n_heads or (self.d_model // self.n_heads) % 2:
+            raise ValueError(f"d_model={self.d_model} must split into {self.n_heads} heads of even size")
+
+    @property
+    def ff_dim(self) -> int:
+        if self.d_ff > 0:
+            return self.d_ff
+        return 32 * math.ceil(8 * self.d_model / 3 / 32)
+
+
+def model_config(preset: str, **overrides) -> ModelConfig:
+    """The named preset's architecture with ``overrides`` (e.g. vocab_size, max_seq_len) applied."""
+    if preset not in PRESETS:
+        raise ValueError(f"unknown model preset '{preset}'; choose one of: {', '.join(PRESETS)}")
+    return ModelConfig(**{**PRESETS[preset], **overrides})
+
+
+# ----------------------------------------------------------------------------------------------
+# Model
+
+
+def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    """Rotate pairs (x[i], x[i + hd/2]) by the angles of each token's position ("rotate-half" RoPE)."""
+    x1, x2 = x.chunk(2, dim=-1)
+    return torch.cat((x1 * cos - x2 * sin, x2 * cos + x1 * sin), dim=-1)
+
+
+class KVCache:
+    """Per-layer keys/values preallocated for ``max_len`` slots and written in place.
+
+    ``bias`` holds, for every slot already written, 0 (a real token) or -inf (padding): the mask of
+    a one-token decode step is just ``bias[:, :L]``, never rebuilt. ``seen`` counts the real tokens
+    of each sequence, i.e. the RoPE position of its next token.
+    """
+
+    def __init__(self, config: ModelConfig, batch_size: int, max_len: int, device, dtype) -> None:
+        hd = config.d_model // config.n_heads
+        shape = (batch_size, config.n_heads, max_len, hd)
+        # torch.empty, not zeros: a slot is always written before it is read, and zero-filling tens of
+        # MB of cache costs as much as several decode steps.
+        self.k = [torch.empty(shape, device=device, dtype=dtype) for _ in range(config.n_layers)]
+        self.v = [torch.empty(shape, device=device, dtype=dtype) for _ in range(config.n_layers)]
+        self.bias = torch.empty((batch_size, 1, 1, max_len), device=device, dtype=dtype)  # (B, 1, 1, L)
+        self.seen = torch.zeros(batch_size, dtype=torch.long, device=device)  # (B,)
+        self.max_len = max_len
+        self.pos = 0  # slots filled so far (same for every sequence: padding takes slots too)
+
+
+class Attention(nn.Module):
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.n_heads, self.head_dim = cfg.n_heads, cfg.d_model // cfg.n_heads
+        self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model, bias=False)
+        self.proj = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
+
+    def forward(
+        self,
+        x: Tensor,
+        cos: Tensor,
+        sin: Tensor,
+        mask: Tensor | None,
+        cache: tuple[Tensor, Tensor] | None,
+        start: int,
+    ) -> Tensor:
+        B, T, C = x.shape
+        qkv = self.qkv(x).view(B, T, 3, self.n_heads, self.head_dim)  # (B, T, 3, H, hd)
+        qk = apply_rope(qkv[:, :, :2], cos, sin)  # (B, T, 2, H, hd): q and k rotated in one go
+        q = qk[:, :, 0].transpose(1, 2)  # (B, H, T, hd)
+        k = qk[:, :, 1].transpose(1, 2)  # (B, H, T, hd)
+        v = qkv[:, :, 2].transpose(1, 2)  # (B, H, T, hd)
+        if cache is not None:
+            ck, cv = cache
+            ck[:, :, start : start + T] = k
+            cv[:, :, start : start + T] = v
+            k, v = ck[:, :, : start + T], cv[:, :, : start + T]  # (B, H, L, hd)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None)  # (B, H, T, hd)
+        return self.proj(y.transpose(1, 2).reshape(B, T, C))  # (B, T, C)
+
+
+class SwiGLU(nn.Module):
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.w13 = nn.Linear(cfg.d_model, 2 * cfg.ff_dim, bias=False)  # gate and up projections fused
+        self.w2 = nn.Linear(cfg.ff_dim, cfg.d_model, bias=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        gate, up = self.w13(x).chunk(2, dim=-1)  # (B, T, F) each
+        return self.w2(F.silu(gate) * up)  # (B, T, C)
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim: int, eps: float) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.rms_norm(x, self.weight.shape, self.weight, self.eps)
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.attn_norm = RMSNorm(cfg.d_model, cfg.norm_eps)
+        self.attn = Attention(cfg)
+        self.mlp_norm = RMSNorm(cfg.d_model, cfg.norm_eps)
+        self.mlp = SwiGLU(cfg)
+
+    def forward(self, x: Tensor, cos: Tensor, sin: Tensor, mask: Tensor | None, cache, start: int) -> Tensor:
+        x = x + self.attn(self.attn_norm(x), cos, sin, mask, cache, start)
+        return x + self.mlp(self.mlp_norm(x))  # (B, T, C)
+
+
+def _attention_mask(valid: Tensor, start: int, T: int) -> Tensor:
+    """Bool (B, 1, T, L) mask for T queries at slots start..start+T-1 over keys 0..L-1 (L = start+T).
+
+    A query sees earlier-or-equal slots that hold real tokens. It always sees itself too, so that a
+    padding query (left padding) is not fully masked: that would give NaNs, which then leak through
+    0 * NaN in later matmuls. Padding rows' outputs are never used.
+    """
+    L = start + T
+    q_slot = torch.arange(start, L, device=valid.device)[:, None]  # (T, 1)
+    k_slot = torch.arange(L, device=valid.device)[None, :]  # (1, L)
+    mask = (k_slot <= q_slot) & valid[:, None, None, :L]  # (B, 1, T, L)
+    return mask | (k_slot == q_slot)
+
+
+class TransformerLM(nn.Module):
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.tok_emb = nn.Embedding(config.vocab_size, config.d_model)
+        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layers))
+        self.norm = RMSNorm(config.d_model, config.norm_eps)
+        self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
+        if config.tie_embeddings:
+            self.lm_head.weight = self.tok_emb.weight
+        hd = config.d_model // config.n_heads
+        inv_freq = 1.0 / config.rope_theta ** (torch.arange(0, hd, 2, dtype=torch.float64) / hd)  # (hd/2,)
+        angles = torch.arange(config.max_seq_len, dtype=torch.float64)[:, None] * inv_freq  # (S, hd/2)
+        # Not saved in checkpoints: they are a function of the config.
+        self.register_buffer("rope_cos", angles.cos().float(), persistent=False)
+        self.register_buffer("rope_sin", angles.sin().float(), persistent=False)
+        self.apply(self._init_weights)
+        for name, p in self.named_parameters():  # GPT-2: shrink the residual-branch outputs with depth
+            if name.endswith(("attn.proj.weight", "mlp.w2.weight")):
+                nn.init.normal_(p, std=0.02 / math.sqrt(2 * config.n_layers))
+
+    @staticmethod
+    def _init_weights(m: nn.Module) -> None:
+        if isinstance(m, nn.Linear | nn.Embedding):
+            nn.init.normal_(m.weight, std=0.02)
+
+    def num_params(self) -> int:
+        """Trainable parameters (a tied embedding counted once)."""
+        return sum(p.numel() for p in self.parameters())
+
+    def new_cache(self, batch_size: int, max_len: int) -> KVCache:
+        p = self.tok_emb.weight
+        return KVCache(self.config, batch_size, max_len, p.device, p.dtype)
+
+    def hidden_states(
+        self,
+        idx: Tensor,
+        attention_mask: Tensor | None = None,
+        position_ids: Tensor | None = None,
+        kv_cache: KVCache | None = None,
+    ) -> Tensor:
+        """Final-normed hidden states (B, T, C); ``forward`` without the LM head (the critic uses it).
+
+        With ``kv_cache`` the T tokens are appended after the cache's filled slots and attend to them.
+        """
+        B, T = idx.shape
+        start = kv_cache.pos if kv_cache is not None else 0
+        limit = kv_cache.max_len if kv_cache is not None else self.config.max_seq_len
+        if start + T > limit:
+            raise ValueError(
+                f"{start + T} tokens exceed the {'cache' if kv_cache else 'model'} length {limit}"
+            )
+        valid = None if attention_mask is None else attention_mask.bool()  # (B, T)
+        if position_ids is None:
+            offset = kv_cache.seen[:, None] if kv_cache is not None else 0
+            if valid is None:
+                position_ids = torch.arange(T, device=idx.device)[None, :] + offset  # (B, T)
+            else:
+                position_ids = (valid.cumsum(1) - 1).clamp(min=0) + offset  # (B, T)
+        cos = self.rope_cos[position_ids][:, :, None, None, :]  # (B, T, 1, 1, hd/2)
+        sin = self.rope_sin[position_ids][:, :, None, None, :]  # (B, T, 1, 1, hd/2)
+
+        if kv_cache is not None:
+            slots = kv_cache.bias[:, 0, 0, start : start + T]  # (B, T)
+            if valid is None:
+                slots.zero_()
+                kv_cache.seen += T
+            else:
+                slots.copy_(torch.zeros_like(slots).masked_fill_(~valid, float("-inf")))
+                kv_cache.seen += valid.sum(1)
+            if T == 1 and valid is None:  # decode step: a slice of the running bias, nothing to build
+                mask = kv_cache.bias[:, :, :, : start + 1]  # (B, 1, 1, L)
+            else:
+                mask = _attention_mask(kv_cache.bias[:, 0, 0] == 0, start, T)  # (B, 1, T, L)
+            kv_cache.pos = start + T
+        else:
+            mask = None if valid is None else _attention_mask(valid, 0, T)  # None → plain causal
+
+        x = self.tok_emb(idx)  # (B, T, C)
+        for i, block in enumerate(self.blocks):
+            cache = (kv_cache.k[i], kv_cache.v[i]) if kv_cache is not None else None
+            x = block(x, cos, sin, mask, cache, start)
+        return self.norm(x)  # (B, T, C)
+
+    def forward(
+        self,
+        idx: Tensor,
+        attention_mask: Tensor | None = None,
+        position_ids: Tensor | None = None,
+        kv_cache: KVCache | None = None,
+    ) -> Tensor:
+        """idx (B, T) long, attention_mask (B, T) 1 = real token → logits (B, T, V) float."""
+        return self.lm_head(self.hidden_states(idx, attention_mask, position_ids, kv_cache)).float()
+
+
+# ----------------------------------------------------------------------------------------------
+# Log-probs of given sequences (differentiable: the RL losses are built on these)
+
+
+def token_logprobs_and_entropy(
+    model: nn.Module, input_ids: Tensor, attention_mask: Tensor
+) -> tuple[Tensor, Tensor]:
+    """(B, T) ids → log p(x_t | x_<t) (B, T) and the entropy of the distribution that predicts x_t (B, T).
+
+    Column 0, padding tokens and a sequence's first real token (nothing real before it) get 0 in
+    both. Works for left- or right-padded batches (positions come from ``attention_mask``). The
+    full (B, T, V) log-softmax is never materialized: logsumexp + gather for log-probs, and
+    H = lse - Σ softmax·logits for the entropy.
+    """
+    valid = attention_mask.bool()
+    logits = model(input_ids, attention_mask=valid)[:, :-1]  # (B, T-1, V): position t-1 predicts t
+    lse = torch.logsumexp(logits, dim=-1)  # (B, T-1)
+    target = logits.gather(-1, input_ids[:, 1:, None]).squeeze(-1)  # (B, T-1)
+    entropy = lse - (torch.softmax(logits, dim=-1) * logits).sum(-1)  # (B, T-1)
+    keep = valid[:, 1:] & valid[:, :-1]  # (B, T-1)
+    logp = F.pad((target - lse) * keep, (1, 0))  # (B, T)
+    return logp, F.pad(entropy * keep, (1, 0))
+
+
+def token_logprobs(model: nn.Module, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
+    """(B, T) ids → (B, T) log p(x_t | x_<t); see ``token_logprobs_and_entropy`` for the zeros."""
+    valid = attention_mask.bool()
+    logits = model(input_ids, attention_mask=valid)[:, :-1]  # (B, T-1, V)
+    target = logits.gather(-1, input_ids[:, 1:, None]).squeeze(-1)  # (B, T-1)
+    logp = (target - torch.logsumexp(logits, dim=-1)) * (valid[:, 1:] & valid[:, :-1])  # (B, T-1)
+    return F.pad(logp, (1, 0))  # (B, T)
+
+
+# ----------------------------------------------------------------------------------------------
+# Sampling
+
+
+@dataclass
+class GenerationOutput:
+    tokens: Tensor  # (B, N) long, pad_id after EOS; N = steps actually run (≤ max_new_tokens)
+    logprobs: Tensor  # (B, N) float, log-prob under the sampling distribution; 0 where mask is False
+    mask: Tensor  # (B, N) bool, True for generated tokens including the EOS that stopped a sequence
+    lengths: Tensor  # (B,) generated tokens per sequence, EOS included
+
+
+def _filter_logits(logits: Tensor, top_k: int, top_p: float) -> Tensor:
+    """Top-k, then nucleus (top-p) filtering of (B, V) logits: removed tokens get -inf."""
+    if 0 < top_k < logits.size(-1):
+        kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]  # (B, 1)
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p < 1.0:
+        sorted_logits, order = torch.sort(logits, dim=-1, descending=True)  # (B, V)
+        probs = torch.softmax(sorted_logits, dim=-1)
+        # Drop a token when the mass strictly before it already reaches top_p (the top token always stays).
+        drop = (probs.cumsum(-1) - probs) >= top_p
+        drop[:, 0] = False
+        logits = logits.scatter(-1, order, sorted_logits.masked_fill(drop, float("-inf")))
+    return logits
+
+
+@torch.no_grad()
+def generate(
+    model: TransformerLM,
+    prompts: list[list[int]],
+    max_new_tokens: int,
+    *,
+    eos_id: int,
+    pad_id: int,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    greedy: bool = False,
+    use_cache: bool = True,
+    generator: torch.Generator | None = None,
+) -> GenerationOutput:
+    """Continue each prompt by up to ``max_new_tokens`` tokens, stopping a sequence at its EOS.
+
+    Sampling draws from softmax(filter(logits / temperature)) with top-k then top-p filtering, using
+    ``generator`` (torch.multinomial) for reproducibility. ``greedy=True`` takes the argmax and
+    reports its log-prob under the temperature-1 distribution after the top-k/top-p filters.
+    An ``eos_id`` outside the vocabulary (e.g. -1) never matches: every sequence then runs exactly
+    ``max_new_tokens`` steps (benchmarks use this). The loop stops as soon as every sequence has
+    emitted EOS, so N = max(lengths).
+
+    ``use_cache=False`` is the naive baseline: a full forward over the whole sequence per step, with
+    the same masking. It gives the same greedy tokens, and the same samples for the same generator
+    state, as the KV-cache path; it exists for tests and the benchmark.
+    """
+    cfg = model.config
+    if max_new_tokens < 0:
+        raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
+    if not greedy and temperature <= 0:
+        raise ValueError(f"temperature must be > 0 (got {temperature}); use greedy=True for argmax decoding")
+    if not 0.0 < top_p <= 1.0:
+        raise ValueError(f"top_p must be in (0, 1], got {top_p}")
+    if any(len(p) == 0 for p in prompts):
+        raise ValueError("every prompt needs at least one token (e.g. BOS)")
+    device = model.tok_emb.weight.device
+    B = len(prompts)
+    P = max((len(p) for p in prompts), default=0)
+    total = P + max_new_tokens
+    if total > cfg.max_seq_len:
+        raise ValueError(
+            f"longest prompt ({P} tokens) + max_new_tokens ({max_new_tokens}) = {total} exceeds the "
+            f"model's max_seq_len ({cfg.max_seq_len}); shorten the prompt or generate fewer tokens"
+        )
+    if B == 0 or max_new_tokens == 0:
+        empty = torch.zeros((B, 0), dtype=torch.long, device=device)
+        return GenerationOutput(
+            empty.fill_(pad_id), empty.float(), empty.bool(), torch.zeros(B, dtype=torch.long, device=device)
+        )
+
+    # inference_mode (not just no_grad) trims per-op dispatch overhead (~10% at batch 16); the
+    # results are cloned out of it at the end so callers may use them freely, autograd included.
+    with torch.inference_mode():
+        # Left-padded sequence buffer, validity mask and per-sequence positions for all slots, built once.
+        ids = torch.full((B, total), pad_id, dtype=torch.long)
+        ids[:, :P] = torch.tensor([[pad_id] * (P - len(p)) + list(p) for p in prompts], dtype=torch.long)
+        ids = ids.to(device)  # (B, S)
+        lens = torch.tensor([len(p) for p in prompts], device=device)  # (B,)
+        slot = torch.arange(total, device=device)[None, :]  # (1, S)
+        valid = slot >= (P - lens)[:, None]  # (B, S): every slot after the prompt holds a real token
+        positions = (slot - (P - lens)[:, None]).clamp(min=0)  # (B, S)
+
+        tokens = torch.full((B, max_new_tokens), pad_id, dtype=torch.long, device=device)
+        logprobs = torch.zeros((B, max_new_tokens), device=device)
+        mask = torch.zeros((B, max_new_tokens), dtype=torch.bool, device=device)
+        finished = torch.zeros(B, dtype=torch.bool, device=device)
+        cache = model.new_cache(B, total) if use_cache else None
+
+        h = model.hidden_states(ids[:, :P], valid[:, :P], positions[:, :P], kv_cache=cache)  # (B, P, C)
+        steps = 0
+        for t in range(max_new_tokens):
+            logits = model.lm_head(h[:, -1]).float()  # (B, V): only the last position is needed
+            if not greedy and temperature != 1.0:
+                logits = logits / temperature
+            logp = torch.log_softmax(_filter_logits(logits, top_k, top_p), dim=-1)  # (B, V)
+            if greedy:
+                nxt = logp.argmax(dim=-1)  # (B,)
+            else:
+                nxt = torch.multinomial(logp.exp(), 1, generator=generator).squeeze(1)  # (B,)
+            lp = logp.gather(-1, nxt[:, None]).squeeze(1)  # (B,)
+            tokens[:, t] = nxt.masked_fill(finished, pad_id)
+            logprobs[:, t] = lp.masked_fill(finished, 0.0)
+            mask[:, t] = ~finished  # the step that emits EOS still counts
+            finished |= nxt == eos_id
+            steps = t + 1
+            if steps == max_new_tokens or bool(finished.all()):
+                break
+            ids[:, P + t] = tokens[:, t]
+            if use_cache:  # one new token per sequence against the cached prefix
+                s = slice(P + t, P + t + 1)  # generated tokens are all real: no mask to write
+                h = model.hidden_states(ids[:, s], None, positions[:, s], kv_cache=cache)  # (B, 1, C)
+            else:  # naive: recompute the whole sequence
+                s = slice(0, P + t + 1)
+                h = model.hidden_states(ids[:, s], valid[:, s], positions[:, s])  # (B, P+t+1, C)
+    tokens, logprobs, mask = tokens[:, :steps].clone(), logprobs[:, :steps].clone(), mask[:, :steps].clone()
+    return GenerationOutput(tokens, logprobs, mask, mask.sum(1))

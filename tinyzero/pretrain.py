@@ -1,0 +1,238 @@
+"""Base models: for each task, a π_ref trained here from scratch on a synthetic corpus, and cached.
+
+Why: nothing may be downloaded, and A*PO cannot lift a policy above its reference's pass@K
+(DESIGN §8), so each task needs a base that knows the answer *format* and solves a few problems by
+luck — "weak but not hopeless". The corpus mixes skilled demonstrations (a fraction
+``pretrain.skill``: a correct countdown expression, the true product, a move toward the goal) with
+random but well-formed ones (random expressions over the given numbers, products with injected digit
+errors, random legal moves). The base model is stored under a hash of every setting that shapes it,
+so any run with the same settings reuses it instead of paying minutes of pre-training again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import random
+import shutil
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from tinyzero.config import Config
+from tinyzero.context import Turn, training_sequences
+from tinyzero.environments import make_task
+from tinyzero.environments.base import Task
+from tinyzero.metrics import mean, pass_at_k
+from tinyzero.models.io import build_model, load_model_dir, save_model_dir
+from tinyzero.models.tokenizer import CharTokenizer
+from tinyzero.models.transformer import TransformerLM
+from tinyzero.rollout import SamplingSettings, run_episodes
+
+CORPUS_VERSION = 1  # bump when the corpus or training recipe changes, so old caches are not reused
+MAX_POOL = 40_000  # sequences generated up front; batches are drawn from this pool
+
+
+def base_model_key(cfg: Config) -> str:
+    """Hash of everything that shapes the base model (task, architecture, corpus, recipe, seed)."""
+    task = asdict(cfg.task)
+    task.pop("num_test")  # evaluation size does not change the model
+    settings = {
+        "version": CORPUS_VERSION,
+        "task": task,
+        "model": asdict(cfg.model),
+        "pretrain": {
+            k: v for k, v in asdict(cfg.pretrain).items() if k not in ("cache_dir", "eval_problems")
+        },
+        "history": cfg.rollout.history,
+        "max_new_tokens": cfg.rollout.max_new_tokens,
+        "seed": cfg.run.seed,
+    }
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
+    return f"{cfg.task.name}-{cfg.model.preset}-{digest}"
+
+
+def base_model_dir(cfg: Config) -> Path:
+    return Path(cfg.pretrain.cache_dir) / base_model_key(cfg)
+
+
+def build_corpus(
+    task: Task,
+    tok: CharTokenizer,
+    problems: list[Any],
+    n_sequences: int,
+    skill: float,
+    history: int,
+    seed: int,
+) -> list[tuple[list[int], list[bool]]]:
+    """(ids, loss_mask) sequences from behaviour-policy episodes, laid out exactly as rollouts are."""
+    rng = random.Random(seed)
+    corpus: list[tuple[list[int], list[bool]]] = []
+    while len(corpus) < n_sequences:
+        problem = problems[rng.randrange(len(problems))]
+        turns = [
+            Turn(obs, tok.encode(action, eos=True))
+            for obs, action in task.behaviour_turns(problem, rng, skill)
+        ]
+        corpus.extend(training_sequences(tok, turns, history))
+    return corpus[:n_sequences]
+
+
+def pad_batch(seqs: list[tuple[list[int], list[bool]]], pad_id: int) -> tuple[torch.Tensor, ...]:
+    """Right-pad (ids, mask) pairs into (input_ids, attention_mask, loss_mask) tensors."""
+    width = max(len(ids) for ids, _ in seqs)
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    attn = torch.zeros((len(seqs), width), dtype=torch.bool)
+    loss = torch.zeros((len(seqs), width), dtype=torch.bool)
+    for row, (s, m) in enumerate(seqs):
+        ids[row, : len(s)] = torch.tensor(s)
+        attn[row, : len(s)] = True
+        loss[row, : len(m)] = torch.tensor(m)
+    return ids, attn, loss
+
+
+def lm_loss(
+    model: TransformerLM, ids: torch.Tensor, attn: torch.Tensor, loss_mask: torch.Tensor
+) -> torch.Tensor:
+    """Next-token cross-entropy on the masked (action) tokens only."""
+    logits = model(ids[:, :-1], attention_mask=attn[:, :-1])  # (B, T-1, V)
+    target_mask = loss_mask[:, 1:]
+    return F.cross_entropy(logits[target_mask], ids[:, 1:][target_mask])
+
+
+def lr_at(step: int, total: int, peak: float, warmup: int = 50) -> float:
+    """Linear warm-up, then cosine decay to 10% of the peak."""
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+
+
+def pretrain(cfg: Config, out_dir: str | Path, device: str = "cpu", progress: bool = True) -> dict:
+    """Train a base model for ``cfg.task`` into ``out_dir`` and return its report."""
+    torch.manual_seed(cfg.run.seed)
+    task = make_task(cfg.task)
+    tok = CharTokenizer()
+    model = build_model(cfg.model.preset, tok.vocab_size, cfg.model.max_seq_len).to(device)
+    p = cfg.pretrain
+    start = time.perf_counter()
+    corpus = build_corpus(
+        task,
+        tok,
+        task.problems("train"),
+        min(MAX_POOL, p.steps * p.batch_size),
+        p.skill,
+        cfg.rollout.history,
+        cfg.run.seed,
+    )
+    corpus_seconds = time.perf_counter() - start
+    opt = torch.optim.AdamW(model.parameters(), lr=p.lr, weight_decay=0.01, betas=(0.9, 0.95))
+    gen = torch.Generator().manual_seed(cfg.run.seed)
+    bar = tqdm(
+        range(p.steps), desc=f"pre-training {cfg.task.name} base", disable=not progress, mininterval=1.0
+    )
+    model.train()
+    for step in bar:
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step, p.steps, p.lr)
+        idx = torch.randint(len(corpus), (p.batch_size,), generator=gen).tolist()
+        ids, attn, loss_mask = (t.to(device) for t in pad_batch([corpus[i] for i in idx], tok.pad_id))
+        loss = lm_loss(model, ids, attn, loss_mask)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        if step % 25 == 0:
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+    model.eval()
+    train_seconds = time.perf_counter() - start
+    report = evaluate_base(model, tok, task, cfg, device)
+    report.update(
+        key=base_model_key(cfg),
+        final_loss=float(loss.item()),
+        corpus_sequences=len(corpus),
+        corpus_seconds=round(corpus_seconds, 1),
+        train_seconds=round(train_seconds, 1),
+        params=sum(q.numel() for q in model.parameters()),
+    )
+    out_dir = Path(out_dir)
+    save_model_dir(model, tok, out_dir)
+    (out_dir / "report.json").write_text(json.dumps(report, indent=1))
+    return report
+
+
+@torch.no_grad()
+def evaluate_base(
+    model: TransformerLM, tok: CharTokenizer, task: Task, cfg: Config, device: str = "cpu", samples: int = 8
+) -> dict:
+    """Held-out figures that say whether a base is "weak but not hopeless": format, greedy, pass@1, pass@8."""
+    problems = task.problems("test")[: cfg.pretrain.eval_problems]
+    gen = torch.Generator(device=device).manual_seed(cfg.run.seed + 1)
+    settings = SamplingSettings(max_new_tokens=cfg.rollout.max_new_tokens, history=cfg.rollout.history)
+    greedy = run_episodes(
+        model, tok, task, problems, SamplingSettings(**{**asdict(settings), "greedy": True}), gen
+    )
+    sampled = run_episodes(model, tok, task, [q for q in problems for _ in range(samples)], settings, gen)
+    wins = [sum(e.success for e in sampled[i * samples : (i + 1) * samples]) for i in range(len(problems))]
+    return {
+        "task": task.name,
+        "eval_problems": len(problems),
+        "format_rate": mean([e.format_ok for e in sampled]),
+        "greedy_success": mean([e.success for e in greedy]),
+        "pass@1": mean([pass_at_k(samples, c, 1) for c in wins]),
+        f"pass@{samples}": mean([pass_at_k(samples, c, samples) for c in wins]),
+        "mean_reward": mean([e.reward for e in sampled]),
+        "mean_optimum": mean([task.optimum(q) for q in problems]),
+    }
+
+
+def ensure_base_model(cfg: Config, device: str = "cpu", progress: bool = True) -> Path:
+    """The cached base model's directory, pre-training it first if this is the first run that needs it."""
+    out = base_model_dir(cfg)
+    if (out / "report.json").is_file():
+        return out
+    tmp = out.with_name(out.name + f".tmp{random.getrandbits(32):08x}")
+    try:
+        report = pretrain(cfg, tmp, device=device, progress=progress)
+        if out.exists():  # another process finished first: keep theirs
+            shutil.rmtree(tmp)
+        else:
+            tmp.rename(out)  # atomic: a half-written base model is never visible under the real name
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    print(format_report(report))
+    return out
+
+
+def load_base_model(
+    cfg: Config, device: str = "cpu", progress: bool = True
+) -> tuple[TransformerLM, CharTokenizer, dict]:
+    path = ensure_base_model(cfg, device, progress)
+    model, tok = load_model_dir(path, device)
+    return model, tok, json.loads((path / "report.json").read_text())
+
+
+def format_report(report: dict) -> str:
+    """One line per figure, for the console."""
+    keys = (
+        "format_rate",
+        "greedy_success",
+        "pass@1",
+        "pass@8",
+        "mean_reward",
+        "mean_optimum",
+        "train_seconds",
+    )
+    body = "  ".join(
+        f"{k}={report[k]:.3f}" if isinstance(report.get(k), float) else f"{k}={report.get(k)}"
+        for k in keys
+        if k in report
+    )
+    return f"base model {report.get('key', '')} ({report.get('eval_problems')} held-out problems): {body}"

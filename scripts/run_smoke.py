@@ -56,7 +56,7 @@ def main() -> int:
         loss, metrics = ragen_astarpo.step(trainer)
         grad_norm = trainer.optimize(loss)
     stats = {
-        "loss": round(float(loss), 4),
+        "loss": round(float(loss.detach()), 4),
         "grad_norm": round(grad_norm, 4),
         "reward_mean": round(metrics["reward/mean"], 3),
         "success": round(metrics["success"], 3),

@@ -50,8 +50,9 @@ def save_checkpoint(
     shutil.rmtree(tmp, ignore_errors=True)
     save_model_dir(model, tok, tmp)
     if extra_tensors:
+        # clone(): safetensors refuses tensors that share memory, e.g. a critic's tied embeddings.
         save_file(
-            {k: v.detach().contiguous().cpu() for k, v in extra_tensors.items()},
+            {k: v.detach().cpu().clone().contiguous() for k, v in extra_tensors.items()},
             str(tmp / "extra.safetensors"),
         )
     torch.save(optimizer.state_dict(), tmp / "optimizer.pt")

@@ -13,6 +13,10 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(2, f"error: {message} (see --help)\n")
 
+    def parse_args(self, args=None, namespace=None):  # type: ignore[override]
+        """Overrides may come before, between or after the flags: ``a=1 --resume b=2``."""
+        return self.parse_intermixed_args(args, namespace)
+
 
 def config_parser(description: str) -> argparse.ArgumentParser:
     parser = _Parser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -59,7 +59,13 @@ def run_episodes(
     generator: torch.Generator | None = None,
 ) -> list[Episode]:
     """Play one episode per entry of ``problems`` (repeat a problem to get K samples of it)."""
-    envs = [task.episode(p) for p in problems]
+    # Environment seeds come from the same generator as the samples, so slippery dynamics are reproducible.
+    seeds: list[int | None] = [None] * len(problems)
+    if generator is not None:
+        seeds = torch.randint(
+            2**31 - 1, (len(problems),), generator=generator, device=generator.device
+        ).tolist()
+    envs = [task.episode(p, seed=s) for p, s in zip(problems, seeds)]
     episodes = [Episode(problem=p) for p in problems]
     observations = [env.prompt for env in envs]
     max_len = model.config.max_seq_len

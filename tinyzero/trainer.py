@@ -197,7 +197,8 @@ class TinyZeroTrainer:
             }
             if cfg.logging.wandb
             else None,
-            resume_from=self.iteration,
+            # A fresh run (iteration 0) re-logs everything: drop lines left by an earlier, uncheckpointed try.
+            resume_from=self.iteration if self.iteration > 0 else -1,
         )
         if self.iteration == 0:
             logger.log({"iteration": 0, "elapsed_s": 0.0, "generated_tokens": 0, **self.evaluate()})
@@ -244,6 +245,8 @@ class TinyZeroTrainer:
         finally:
             bar.close()
             logger.close()
+        if not last_eval:  # nothing left to train (--resume of a finished run): still report held-out figures
+            last_eval = self.evaluate()
         summary = {
             "run": str(self.run_dir),
             "algorithm": cfg.algorithm.name,

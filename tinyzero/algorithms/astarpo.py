@@ -29,6 +29,7 @@ import torch
 
 from tinyzero.algorithms.common import make_batch, masked_mean, trajectory_logprobs
 from tinyzero.metrics import mean
+from tinyzero.rollout import run_episodes
 
 if TYPE_CHECKING:
     from tinyzero.trainer import TinyZeroTrainer
@@ -95,8 +96,14 @@ def build_v_star_table(trainer: TinyZeroTrainer, chunk: int = 128) -> dict[str, 
     and copied to a shared cache so later runs with the same base model and settings skip it.
     """
     cfg = trainer.cfg
-    shared = trainer.cache_root / "v_star" / f"{v_star_cache_key(trainer)}.json"
+    key = v_star_cache_key(trainer)
+    shared = trainer.cache_root / "v_star" / f"{key}.json"
     local = trainer.run_dir / "v_star.json"
+    stamp = trainer.run_dir / "v_star.key"  # which settings the local table was made with
+    if local.is_file() and (not stamp.is_file() or stamp.read_text().strip() != key):
+        local.unlink()  # made with other settings (e.g. another β): never reuse a stale V*
+    trainer.run_dir.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(key)
     for path in (local, shared):
         if path.is_file():
             table = json.loads(path.read_text())
@@ -113,8 +120,17 @@ def build_v_star_table(trainer: TinyZeroTrainer, chunk: int = 128) -> dict[str, 
     for start in range(0, len(todo), chunk):
         problems = todo[start : start + chunk]
         # A per-chunk seed makes an interrupted stage 1 produce the same table when resumed.
-        gen = torch.Generator(device="cpu").manual_seed(cfg.run.seed * 100_003 + len(table))
-        episodes = trainer.rollout([p for p in problems for _ in range(n)], trainer.ref, generator=gen)
+        # On the model's device: torch.multinomial rejects a CPU generator for CUDA tensors.
+        gen = torch.Generator(device=trainer.device).manual_seed(cfg.run.seed * 100_003 + len(table))
+        # run_episodes, not trainer.rollout: count these tokens once, as stage-1 (not generated) tokens.
+        episodes = run_episodes(
+            trainer.ref,
+            trainer.tok,
+            trainer.task,
+            [p for p in problems for _ in range(n)],
+            trainer.sampling(),
+            gen,
+        )
         rewards = trainer.rewards(episodes).view(len(problems), n)
         v_star = estimate_v_star(rewards, cfg.astarpo.beta)
         trainer.stage1_tokens += sum(e.num_action_tokens for e in episodes)

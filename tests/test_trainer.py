@@ -1,0 +1,362 @@
+"""TinyZeroTrainer on the smoke config: losses go down, every algorithm runs end to end and writes its
+files, the A*PO stage-1 table is cached, resuming reproduces the weights bit for bit, and user mistakes
+(existing run, missing or corrupt checkpoint) are one-line UserErrors.
+
+Run: pytest tests/test_trainer.py -q        (~20 s on 2 CPU cores; the tiny base model is trained once)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from tinyzero.algorithms.astarpo import astarpo_loss, estimate_v_star
+from tinyzero.algorithms.common import group_view, make_batch, masked_mean, trajectory_logprobs
+from tinyzero.algorithms.grpo import clipped_surrogate, group_advantages
+from tinyzero.checkpoint import load_checkpoint
+from tinyzero.config import load_config
+from tinyzero.errors import UserError
+from tinyzero.pretrain import ensure_base_model
+from tinyzero.trainer import TinyZeroTrainer
+
+ROOT = Path(__file__).resolve().parents[1]
+SMOKE = ROOT / "configs" / "smoke.yaml"
+EXPECTED_KEYS = {
+    "iteration",
+    "reward/mean",
+    "reward/std",
+    "success",
+    "format_rate",
+    "kl",
+    "entropy",
+    "response_length",
+    "tokens_per_s",
+    "seconds",
+    "loss",
+}
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The smoke base model, pre-trained once for the whole session (V* tables land beside it)."""
+    torch.set_num_threads(1)  # tiny matrices: one thread is fastest, and immune to a busy machine
+    root = tmp_path_factory.mktemp("tinyzero_cache") / "base_models"
+    ensure_base_model(config(root, root.parent / "runs"), "cpu", progress=False)
+    return root
+
+
+def config(cache: Path, out_dir: Path, *overrides: str):
+    return load_config(
+        SMOKE,
+        [
+            f"run.out_dir={out_dir}",
+            f"pretrain.cache_dir={cache}",
+            "run.device=cpu",
+            "run.threads=1",
+            *overrides,
+        ],
+    )
+
+
+def trainer(cache: Path, out_dir: Path, *overrides: str, resume: bool = False) -> TinyZeroTrainer:
+    return TinyZeroTrainer(config(cache, out_dir, *overrides), resume=resume, progress=False)
+
+
+def read_metrics(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+
+
+# ----------------------------------------------------------------------------- one update lowers the loss
+
+
+def descend(tr: TinyZeroTrainer, loss_fn, steps: int = 5) -> list[float]:
+    """Loss on a fixed batch, then ``steps`` optimizer steps on that same batch, recomputing it each time.
+
+    The tests use lr 1e-4: Adam's first steps move every weight by about lr whatever the gradient's size,
+    and at 1e-3 one step already overshoots the small A* targets of these 0/−0.1 rewards.
+    """
+    losses = []
+    for _ in range(steps):
+        loss = loss_fn()
+        losses.append(float(loss.detach()))
+        assert math.isfinite(tr.optimize(loss))  # a step was taken (not skipped as non-finite)
+    losses.append(float(loss_fn().detach()))
+    return losses
+
+
+def fixed_episodes(tr: TinyZeroTrainer, n_prompts: int, k: int, varied: bool = False):
+    """K episodes for each of n_prompts training prompts (``varied``: only groups whose rewards differ)."""
+    problems = tr.train_problems[: 4 * n_prompts if varied else n_prompts]
+    episodes = tr.rollout([p for p in problems for _ in range(k)], tr.policy)
+    groups = group_view(tr.rewards(episodes), k)
+    keep = [i for i in range(len(problems)) if not varied or groups[i].std() > 0][:n_prompts]
+    assert len(keep) == n_prompts, "not enough prompt groups with reward variance: pick another seed"
+    problems = [problems[i] for i in keep]
+    episodes = [episodes[i * k + j] for i in keep for j in range(k)]
+    rewards = groups[keep].flatten()
+    batch = make_batch(tr.tok, episodes, tr.cfg.rollout.history, tr.device)
+    with torch.no_grad():
+        ref = trajectory_logprobs(tr.ref, batch)
+    return problems, rewards, batch, ref
+
+
+def test_astarpo_update_lowers_its_loss(cache_dir: Path, tmp_path: Path) -> None:
+    tr = trainer(cache_dir, tmp_path, "algorithm.name=astarpo", "training.lr=1e-4")
+    cfg = tr.cfg
+    problems, rewards, batch, ref = fixed_episodes(tr, 8, 1)
+    # V* from N reference samples per prompt, exactly as stage 1 does it
+    ref_eps = tr.rollout([p for p in problems for _ in range(cfg.astarpo.num_value_samples)], tr.ref)
+    v_star = estimate_v_star(tr.rewards(ref_eps).view(len(problems), -1), cfg.astarpo.beta)
+    assert (rewards - v_star).abs().max() > 0.01  # there is something to regress onto
+
+    def loss_fn() -> torch.Tensor:
+        lp = trajectory_logprobs(tr.policy, batch)
+        entropy = masked_mean(lp.entropy, batch.mask)
+        return (
+            astarpo_loss(lp.traj, ref.traj, rewards, v_star, cfg.astarpo.beta2)
+            - cfg.training.entropy_coef * entropy
+        )
+
+    losses = descend(tr, loss_fn)
+    assert losses[-1] < losses[0], losses
+
+
+def test_ragen_update_lowers_its_loss(cache_dir: Path, tmp_path: Path) -> None:
+    tr = trainer(cache_dir, tmp_path, "algorithm.name=ragen", "training.lr=1e-4")
+    cfg, k = tr.cfg, tr.cfg.num_completions
+    _, rewards, batch, ref = fixed_episodes(tr, 2, k, varied=True)
+
+    def loss_fn() -> torch.Tensor:  # V* re-estimated with importance weights from the current π_θ each step
+        lp = trajectory_logprobs(tr.policy, batch)
+        log_w = group_view(ref.traj - lp.traj.detach(), k)
+        v_star = estimate_v_star(group_view(rewards, k), cfg.astarpo.beta, log_w).repeat_interleave(k)
+        entropy = masked_mean(lp.entropy, batch.mask)
+        return (
+            astarpo_loss(lp.traj, ref.traj, rewards, v_star, cfg.astarpo.beta2)
+            - cfg.training.entropy_coef * entropy
+        )
+
+    losses = descend(tr, loss_fn)
+    assert losses[-1] < losses[0], losses
+
+
+def test_grpo_update_lowers_its_surrogate(cache_dir: Path, tmp_path: Path) -> None:
+    tr = trainer(cache_dir, tmp_path, "algorithm.name=grpo", "training.lr=1e-4")
+    cfg, k = tr.cfg, tr.cfg.num_completions
+    _, rewards, batch, _ = fixed_episodes(tr, 2, k, varied=True)
+    adv = group_advantages(rewards, k)
+    token_adv = adv[batch.traj][:, None].expand_as(batch.ids).float()
+    with torch.no_grad():
+        old = trajectory_logprobs(tr.policy, batch).token  # π_old: the policy that sampled the batch
+
+    def loss_fn() -> torch.Tensor:
+        lp = trajectory_logprobs(tr.policy, batch)
+        return clipped_surrogate(lp.token, old, token_adv, batch.mask, cfg.grpo.clip_eps)
+
+    losses = descend(tr, loss_fn)
+    assert losses[-1] < losses[0], losses
+
+
+def test_ppo_update_lowers_policy_and_value_loss(cache_dir: Path, tmp_path: Path) -> None:
+    tr = trainer(cache_dir, tmp_path, "algorithm.name=ppo", "training.lr=1e-4")
+    cfg = tr.cfg
+    _, rewards, batch, _ = fixed_episodes(tr, 8, 1)
+    assert tr.critic is not None
+    with torch.no_grad():
+        old = trajectory_logprobs(tr.policy, batch).token
+    returns = rewards[batch.traj][:, None].expand_as(batch.ids).float()
+    value_losses = []
+
+    def loss_fn() -> torch.Tensor:
+        lp = trajectory_logprobs(tr.policy, batch)
+        values = torch.nn.functional.pad(tr.critic(batch.ids, batch.attn)[:, :-1], (1, 0))
+        adv = (returns - values).detach()
+        value_loss = masked_mean((values - returns) ** 2, batch.mask)
+        value_losses.append(float(value_loss.detach()))
+        return (
+            clipped_surrogate(lp.token, old, adv, batch.mask, cfg.ppo.clip_eps)
+            + cfg.ppo.value_coef * value_loss
+        )
+
+    losses = descend(tr, loss_fn)
+    assert losses[-1] < losses[0], losses
+    assert value_losses[-1] < value_losses[0], value_losses
+
+
+# ----------------------------------------------------------------------------- end to end
+
+
+def check_run_dir(tr: TinyZeroTrainer, iterations: int) -> list[dict]:
+    run = tr.run_dir
+    lines = read_metrics(run)
+    assert [m["iteration"] for m in lines] == list(range(iterations + 1))  # iteration 0 = the base's eval
+    assert "eval/greedy_success" in lines[0]
+    for m in lines[1:]:
+        assert m.keys() >= EXPECTED_KEYS, EXPECTED_KEYS - m.keys()
+        assert all(isinstance(m[key], int | float) for key in EXPECTED_KEYS)
+        assert m["tokens_per_s"] > 0 and m["seconds"] > 0 and math.isfinite(m["loss"])
+    assert "eval/greedy_success" in lines[-1]  # the final iteration is always evaluated
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["iterations"] == iterations and summary["algorithm"] == tr.cfg.algorithm.name
+    saved = load_config(run / "config.yaml")
+    assert saved == tr.cfg
+    # checkpoints/latest names a complete checkpoint of the final weights
+    latest = run / "checkpoints" / (run / "checkpoints" / "latest").read_text().strip()
+    assert latest.name == f"iter_{iterations:06d}"
+    for name in ("model.safetensors", "model.json", "tokenizer.json", "optimizer.pt", "state.json"):
+        assert (latest / name).is_file(), name
+    ckpt = load_checkpoint(run / "checkpoints")
+    assert ckpt["state"]["iteration"] == iterations
+    for key, value in tr.policy.state_dict().items():
+        assert torch.equal(ckpt["model"].state_dict()[key], value), key
+    return lines
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["algorithm.name=astarpo"],
+        ["algorithm.name=ragen"],
+        ["algorithm.name=grpo"],
+        ["algorithm.name=ppo"],
+        ["algorithm.name=ragen", "astarpo.v_star_source=reference"],
+        ["algorithm.name=ragen", "algorithm.starpo_s_keep=0.5"],
+    ],
+    ids=["astarpo", "ragen", "grpo", "ppo", "ragen-reference", "ragen-starpo-s"],
+)
+def test_end_to_end(cache_dir: Path, tmp_path: Path, overrides: list[str]) -> None:
+    tr = trainer(cache_dir, tmp_path, *overrides)
+    summary = tr.train()
+    assert summary["iterations"] == tr.iteration == 2
+    lines = check_run_dir(tr, 2)
+    name = tr.cfg.algorithm.name
+    if name == "ppo":  # the critic travels with the checkpoint
+        ckpt = load_checkpoint(tr.ckpt_root)
+        assert ckpt["extra"] and all(k.startswith("critic.") for k in ckpt["extra"])
+    if name == "ragen":
+        assert all("v_star/mean" in m and "kept_groups" in m for m in lines[1:])
+        expected = 1 if tr.cfg.algorithm.starpo_s_keep < 1 else 2  # 8 trajectories = 2 groups of K = 4
+        assert all(m["kept_groups"] == expected for m in lines[1:])
+    if name == "astarpo":
+        table = json.loads((tr.run_dir / "v_star.json").read_text())
+        assert len(table) == len(tr.train_problems)
+        assert set(table) == {tr.task.describe(p) for p in tr.train_problems}
+
+
+def test_astarpo_stage1_is_cached_and_counted_once(cache_dir: Path, tmp_path: Path) -> None:
+    settings = (
+        "algorithm.name=astarpo",
+        "astarpo.beta=0.25",
+        "training.total_iterations=1",
+    )  # a fresh V* key
+    first = trainer(cache_dir, tmp_path, "run.name=first", *settings)
+    first.train()
+    n = first.cfg.astarpo.num_value_samples
+    assert first.stage1_tokens > 0
+    # stage-1 tokens are counted once, apart from the policy's own rollouts
+    cfg = first.cfg
+    assert (
+        first.generated_tokens
+        <= cfg.astarpo.num_trajectories * cfg.task.max_turns * cfg.rollout.max_new_tokens
+    )
+    assert (
+        first.stage1_tokens <= len(first.train_problems) * n * cfg.task.max_turns * cfg.rollout.max_new_tokens
+    )
+    summary = json.loads((first.run_dir / "summary.json").read_text())
+    assert summary["generated_tokens"] == first.generated_tokens + first.stage1_tokens
+    assert read_metrics(first.run_dir)[-1]["generated_tokens"] == summary["generated_tokens"]
+
+    second = trainer(cache_dir, tmp_path, "run.name=second", *settings)
+    second.train()
+    assert second.stage1_tokens == 0  # the shared table was reused: no new stage-1 samples
+    assert (second.run_dir / "v_star.json").read_text() == (first.run_dir / "v_star.json").read_text()
+
+
+# ----------------------------------------------------------------------------- resume
+
+
+@pytest.mark.parametrize("algorithm", ["ragen", "astarpo", "ppo"])
+def test_resume_gives_identical_weights(cache_dir: Path, tmp_path: Path, algorithm: str) -> None:
+    straight = trainer(
+        cache_dir, tmp_path, f"algorithm.name={algorithm}", "run.name=a", "training.total_iterations=4"
+    )
+    straight.train()
+
+    trainer(
+        cache_dir, tmp_path, f"algorithm.name={algorithm}", "run.name=b", "training.total_iterations=2"
+    ).train()
+    resumed = trainer(
+        cache_dir,
+        tmp_path,
+        f"algorithm.name={algorithm}",
+        "run.name=b",
+        "training.total_iterations=4",
+        resume=True,
+    )
+    assert resumed.iteration == 2
+    resumed.train()
+
+    a, b = straight.policy.state_dict(), resumed.policy.state_dict()
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), f"{key} differs after resume"
+    assert torch.equal(straight.gen.get_state(), resumed.gen.get_state())
+    # the logs agree too: same rollouts, same losses, no duplicated lines
+    la, lb = read_metrics(straight.run_dir), check_run_dir(resumed, 4)
+    for ma, mb in zip(la, lb, strict=True):
+        for key in ("iteration", "reward/mean", "loss", "kl", "entropy", "generated_tokens"):
+            if key in ma:
+                assert ma[key] == mb[key], (key, ma["iteration"])
+
+
+# ----------------------------------------------------------------------------- user errors
+
+
+def test_existing_run_needs_resume_and_resume_needs_a_checkpoint(cache_dir: Path, tmp_path: Path) -> None:
+    trainer(cache_dir, tmp_path, "algorithm.name=grpo", "training.total_iterations=1").train()
+    with pytest.raises(UserError, match="--resume"):
+        trainer(cache_dir, tmp_path, "algorithm.name=grpo")
+    with pytest.raises(UserError, match="no checkpoint"):
+        trainer(cache_dir, tmp_path, "algorithm.name=grpo", "run.name=never_ran", resume=True)
+    # resuming a finished run trains nothing, but still reports held-out figures
+    done = trainer(cache_dir, tmp_path, "algorithm.name=grpo", "training.total_iterations=1", resume=True)
+    summary = done.train()
+    assert summary["iterations"] == 1 and "eval/greedy_success" in summary
+    assert [m["iteration"] for m in read_metrics(done.run_dir)] == [0, 1]
+
+
+def test_restart_without_checkpoints_starts_a_clean_log(cache_dir: Path, tmp_path: Path) -> None:
+    """A run interrupted before its first checkpoint may be started again; its old lines must not linger."""
+    first = trainer(cache_dir, tmp_path, "algorithm.name=grpo", "training.total_iterations=2")
+    first.train()
+    shutil.rmtree(first.ckpt_root)
+    again = trainer(cache_dir, tmp_path, "algorithm.name=grpo", "training.total_iterations=1")
+    again.train()
+    assert [m["iteration"] for m in read_metrics(again.run_dir)] == [0, 1]
+
+
+def test_corrupt_checkpoint_is_a_one_line_user_error(cache_dir: Path, tmp_path: Path) -> None:
+    tr = trainer(cache_dir, tmp_path, "algorithm.name=grpo", "training.total_iterations=1")
+    tr.train()
+    ckpt = tr.ckpt_root / "iter_000001"
+    assert load_checkpoint(tr.ckpt_root)["state"]["iteration"] == 1
+    for name in ("optimizer.pt", "state.json"):  # other files broken, in copies of the good checkpoint
+        copy = tmp_path / f"broken_{name}"
+        shutil.copytree(ckpt, copy)
+        (copy / name).write_bytes(b"\x00garbage")
+        with pytest.raises(UserError, match="corrupt") as err:
+            load_checkpoint(copy)
+        assert "\n" not in str(err.value)
+
+    weights = ckpt / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])  # truncated mid-write
+    with pytest.raises(UserError) as err:
+        load_checkpoint(tr.ckpt_root)
+    assert "\n" not in str(err.value) and "model.safetensors" in str(err.value)
+    with pytest.raises(UserError):
+        trainer(cache_dir, tmp_path, "algorithm.name=grpo", "training.total_iterations=2", resume=True)

@@ -1,0 +1,331 @@
+"""Print docs/tasks.md: each task's prompt and answer format, with examples produced by the code itself.
+
+    python scripts/make_task_examples.py > docs/tasks.md
+
+Everything below the title is computed (problems from the default config's held-out split, scores from
+the real scorers, grids from the real environment), so the page cannot drift from the code: re-run this
+script after changing a task and commit the result.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tinyzero.config import Config  # noqa: E402
+from tinyzero.context import Turn, build_context  # noqa: E402
+from tinyzero.environments import countdown as cd  # noqa: E402
+from tinyzero.environments import make_task  # noqa: E402
+from tinyzero.environments import multiplication as mul  # noqa: E402
+from tinyzero.environments.frozenlake_env import (  # noqa: E402
+    ACTION_NAMES,
+    FrozenLakeTextEnv,
+    optimal_policy,
+    parse_actions,
+    value_iteration,
+)
+from tinyzero.evaluation import FAILURE_KINDS, FAILURE_TITLES  # noqa: E402
+from tinyzero.models.tokenizer import CharTokenizer  # noqa: E402
+
+
+def code(text: str, lang: str = "text") -> str:
+    return f"```{lang}\n{text.rstrip(chr(10))}\n```"
+
+
+def cell(text: str) -> str:
+    """A markdown table cell showing ``text`` literally."""
+    return "`" + text.replace("|", "\\|").replace("\n", "\\n") + "`" if text else "(empty)"
+
+
+def task_for(name: str, **kw):
+    cfg = Config()
+    return make_task(dataclasses.replace(cfg.task, name=name, **kw)), cfg
+
+
+def countdown_section() -> list[str]:
+    task, cfg = task_for("countdown")
+    q = task.problems("test", 1)[0]
+    prompt = task.episode(q).prompt
+    right = cd.solve(q.numbers, q.target)
+    wrong_value = "+".join(str(x) for x in q.numbers)
+    outputs = [
+        (f"<answer>{right}</answer>", "correct expression"),
+        (f"<answer>{right.replace('+', ' + ')}</answer>", "spaces are fine"),
+        (
+            f"I think <answer>{wrong_value}</answer> no, <answer>{right}</answer>",
+            "only the last answer counts",
+        ),
+        (f"<answer>{wrong_value}</answer>", "well-formed, wrong value"),
+        (f"<answer>{q.numbers[0]}+{q.numbers[1]}</answer>", "a number missing"),
+        (f"<answer>{q.numbers[0]}/({q.numbers[1]}-{q.numbers[1]})+{q.numbers[2]}</answer>", "a number twice"),
+        (f"<answer>{right}=={q.target}</answer>", "not an expression"),
+        (f"{right}", "no answer tag"),
+        (f"<answer>{right}", "tag not closed"),
+    ]
+    rows = ["| model output | score | reason | |", "|---|---|---|---|"]
+    for text, note in outputs:
+        score, reason = cd.score_and_reason(text, q.target, q.numbers)
+        rows.append(f"| {cell(text)} | {score} | `{reason}` | {note} |")
+    demo = task.behaviour_turns(q, random.Random(1), skill=0.0)[0][1]
+    return [
+        "## countdown",
+        "",
+        f"Combine the given numbers, each exactly once, with `+ - * /` and parentheses to reach the target. "
+        f"Defaults: {cfg.task.num_numbers} numbers from 1..{cfg.task.max_number}, targets in "
+        f"1..{cfg.task.max_target}, every target reachable (checked by an exhaustive solver when the "
+        f"problem is drawn). One turn. A real held-out problem (`task.describe`: `{task.describe(q)}`), "
+        f"the prompt exactly as the model sees it, and a correct answer:",
+        "",
+        code(prompt + f"<answer>{right}</answer>"),
+        "",
+        f"Scores of `tinyzero.environments.countdown.compute_score(solution, target={q.target}, "
+        f"numbers={list(q.numbers)})` (the `reason` is what `score_and_reason` returns and what the "
+        f"evaluator groups failures by):",
+        "",
+        *rows,
+        "",
+        "The expression is read by a small safe parser (`tinyzero/environments/arith.py`: integers, "
+        "`+ - * /` with `x X × ÷` as aliases, parentheses, unary minus; exact fractions, no `eval`; caps on "
+        "length, nesting, digits and magnitude). Division is exact: `7/2*2` is 7. Division by zero or an "
+        "over-large value is a wrong value (0.1).",
+        "",
+        f"The base model's corpus pairs prompts with `<answer>EXPR</answer>` where EXPR is a correct "
+        f"expression with probability `pretrain.skill`, else a random well-formed expression over the "
+        f"given numbers, e.g. `{demo}`.",
+    ]
+
+
+def multiplication_section() -> list[str]:
+    task, cfg = task_for("multiplication")
+    q = task.problems("test", 1)[0]
+    prompt = task.episode(q).prompt
+    p = q.a * q.b
+    outputs = [
+        (f"<answer>{p}</answer>", "correct"),
+        (f"<answer> {p} </answer>", "surrounding spaces are fine"),
+        (f"<answer>{p + 10}</answer>", "another integer"),
+        (f"<answer>-{p}</answer>", "another integer"),
+        (f"<answer>{p:,}</answer>", "not a plain integer"),
+        (f"<answer>{q.a}*{q.b}</answer>", "not a plain integer"),
+        (f"{p}", "no answer tag"),
+    ]
+    rows = ["| model output | score | reason | |", "|---|---|---|---|"]
+    for text, note in outputs:
+        score, reason = mul.score_and_reason(text, q.a, q.b)
+        rows.append(f"| {cell(text)} | {score} | `{reason}` | {note} |")
+    return [
+        "## multiplication",
+        "",
+        f"Compute a × b; defaults {cfg.task.digits_a}-digit × {cfg.task.digits_b}-digit factors "
+        f"(`task.digits_a`, `task.digits_b`). One turn. A real held-out problem and its answer:",
+        "",
+        code(prompt + f"<answer>{p}</answer>"),
+        "",
+        f"Scores of `tinyzero.environments.multiplication.compute_score(solution, a={q.a}, b={q.b})`:",
+        "",
+        *rows,
+        "",
+        "The content of the last `<answer>...</answer>` must be a plain integer (optional `-`, ASCII "
+        "digits, at most 20 of them). The base model's corpus writes the true product with probability "
+        "`pretrain.skill`, else the product with one or two digits changed.",
+    ]
+
+
+def shortest_walk(desc: tuple[str, ...], target: str) -> list[str]:
+    """Fewest moves from the start, over frozen cells, onto a ``target`` cell (breadth-first search)."""
+    n = len(desc)
+    start = divmod("".join(desc).index("S"), n)
+    paths: dict[tuple[int, int], list[str]] = {start: []}
+    queue = [start]
+    for r, c in queue:
+        for a, (dr, dc) in enumerate(((0, -1), (1, 0), (0, 1), (-1, 0))):
+            nxt = (r + dr, c + dc)
+            if 0 <= nxt[0] < n and 0 <= nxt[1] < n and nxt not in paths:
+                paths[nxt] = paths[(r, c)] + [ACTION_NAMES[a]]
+                if desc[nxt[0]][nxt[1]] == target:
+                    return paths[nxt]
+                if desc[nxt[0]][nxt[1]] in "SF":
+                    queue.append(nxt)
+    return []
+
+
+def frozenlake_section() -> list[str]:
+    task, cfg = task_for("frozenlake")
+    t = cfg.task
+    desc = task.problems("test", 2)[1]
+    env = FrozenLakeTextEnv(desc=desc, max_turns=t.max_turns, invalid_penalty=t.invalid_penalty)
+    obs, _ = env.reset(seed=0)
+    # γ < 1 makes the greedy policy take a shortest path (with γ = 1 "wait by the wall" is optimal too)
+    policy = optimal_policy(desc, False, gamma=0.9)
+    lines = []
+    while True:
+        word = ACTION_NAMES[int(policy[env.state])]
+        nxt, reward, term, trunc, info = env.step(word)
+        lines.append((obs, word, nxt, reward, info["reason"]))
+        obs = nxt
+        if term or trunc:
+            break
+    transcript = []
+    for i, (seen, word, _, reward, reason) in enumerate(lines, 1):
+        transcript.append(
+            f"turn {i}: the model sees\n{seen}\nand writes `{word}` → reward {reward}, {reason}"
+        )
+    final = lines[-1][2]
+
+    # falling in a hole: the shortest walk over the ice into one, played in the real environment
+    hole_env = FrozenLakeTextEnv(desc=desc, max_turns=t.max_turns)
+    hole_env.reset(seed=0)
+    hole_moves, hole_obs = shortest_walk(desc, "H"), ""
+    for word in hole_moves:
+        hole_obs, *_ = hole_env.step(word)
+
+    parse_rows = ["| turn text | max_actions_per_turn | parsed as |", "|---|---|---|"]
+    for text, k in [
+        ("Down", 1),
+        ("down", 1),
+        ("  Right\n", 1),
+        ("Down Right", 1),
+        ("Down Right", 3),
+        ("down,right, UP", 3),
+        ("Down Right Down Right", 3),
+        ("Jump", 1),
+        ("", 1),
+    ]:
+        ids = parse_actions(text, k)
+        shown = " ".join(ACTION_NAMES[i] for i in ids) if ids is not None else "invalid turn"
+        parse_rows.append(f"| {cell(text)} | {k} | {shown} |")
+    horizon = t.max_turns * t.max_actions_per_turn
+    slip = value_iteration(desc, True, horizon=horizon)
+    tok = CharTokenizer()
+    ctx_turns = [Turn(lines[0][0] + "\n", tok.encode(lines[0][1], eos=True))]
+    ctx0 = tok.decode(build_context(tok, ctx_turns, lines[1][0] + "\n", 0)[1:])
+    ctx_all = build_context(tok, ctx_turns, lines[1][0] + "\n", -1)
+    shown_all = "".join(
+        "<bos>" if i == tok.bos_id else "<eos>" if i == tok.eos_id else tok.decode([i]) for i in ctx_all
+    )
+    return [
+        "## frozenlake",
+        "",
+        f"Gymnasium's `FrozenLake-v1` as text (env id `tinyzero/FrozenLakeText-v0`): random solvable "
+        f"{t.size}×{t.size} maps (`generate_random_map`, `task.p_frozen` = {t.p_frozen}), "
+        f"`task.is_slippery` = {t.is_slippery}, at most `task.max_turns` = {t.max_turns} turns of "
+        f"`task.max_actions_per_turn` = {t.max_actions_per_turn} move(s). The grid: `P` player, `_` frozen "
+        f"(the start too, once the player has left it), `O` hole, `G` goal; `X` = the player fell in a "
+        f"hole, `W` = the player is on the goal. A real held-out map (`task.describe`: "
+        f"`{task.describe(desc)}`, Gymnasium's letters S start, F frozen, H hole, G goal) played by the "
+        f"value-iteration policy:",
+        "",
+        code("\n\n".join(transcript)),
+        "",
+        "After the last move the environment renders",
+        "",
+        code(final),
+        "",
+        f"and the episode ends with `success` = True and total reward {sum(x[3] for x in lines)}. "
+        f"Falling in a hole instead (`{' '.join(hole_moves)}` from the start) ends the episode with "
+        f"reward 0 and `reason` = `hole`; the last grid shows the `X`:",
+        "",
+        code(hole_obs or "(no hole on this map)"),
+        "",
+        "Rewards and episode end:",
+        "",
+        "| event | reward | episode |",
+        "|---|---|---|",
+        "| reach the goal | +1 | ends, `solved` |",
+        "| fall in a hole | 0 | ends, `hole` (moves left in that turn are dropped) |",
+        f"| unparseable turn | −{t.invalid_penalty} (`task.invalid_penalty`) | no move; the turn counts |",
+        f"| {t.max_turns} turns without reaching the goal | 0 | truncated, `out_of_turns` |",
+        "",
+        "What a turn may say (`parse_actions`): 1..`max_actions_per_turn` words from Left/Down/Right/Up, "
+        "any case, separated by spaces or commas, at most 100 characters:",
+        "",
+        *parse_rows,
+        "",
+        f"The ceiling is each map's optimal success probability by value iteration over Gymnasium's own "
+        f"transition table within {horizon} moves (`task.optimum`): 1.0 for every solvable non-slippery "
+        f"map; this map slippery: {slip:.3f}. The evaluator reports success / optimum.",
+        "",
+        "What the model is given before each turn is set by `rollout.history`. With the default 0 (a "
+        "Markov context) turn 2 above is just",
+        "",
+        code(ctx0),
+        "",
+        "and with `rollout.history=-1` the whole episode so far, as one token sequence (only the actions "
+        "and their `<eos>` are trained):",
+        "",
+        code(shown_all),
+        "",
+        "The base model's corpus plays episodes whose every move is, with probability `pretrain.skill`, "
+        "a move toward the goal that ignores holes, else a random move that stays on the grid.",
+    ]
+
+
+MEANINGS = {
+    "no_answer": "countdown/multiplication: no complete `<answer>...</answer>`, or its content is not an "
+    "expression / plain integer (score 0.0)",
+    "wrong_numbers": "countdown: a well-formed expression that does not use every given number exactly once",
+    "wrong_value": "a well-formed answer with the wrong value (countdown: also division by zero)",
+    "hole": "frozenlake: fell in a hole",
+    "out_of_turns": "frozenlake: every turn valid, but the goal was not reached within `task.max_turns`",
+    "invalid_action": "frozenlake: ran out of turns after at least one unparseable turn",
+    "context_full": "the prompt (with the history kept by `rollout.history`) no longer fit "
+    "`model.max_seq_len` with room for `rollout.max_new_tokens`",
+    "other": "any other ending (should not happen)",
+}
+
+
+def summary_section() -> list[str]:
+    kinds = "\n".join(f"| `{k}` | {FAILURE_TITLES[k]} | {MEANINGS[k]} |" for k in FAILURE_KINDS)
+    return [
+        "## What scores 1.0 / 0.1 / 0.0",
+        "",
+        "| task | 1.0 | 0.1 | 0.0 |",
+        "|---|---|---|---|",
+        "| countdown | the last `<answer>` is an expression using every given number exactly once and "
+        "equal to the target | a well-formed expression with the wrong numbers or the wrong value | no "
+        "complete `<answer>...</answer>`, or its content is not an expression |",
+        "| multiplication | the last `<answer>` holds a×b | it holds another plain integer | no answer, or "
+        "not a plain integer |",
+        "| frozenlake | +1 when the goal is reached (the episode's reward is the sum over turns) | — | "
+        "hole or out of turns; each unparseable turn subtracts `task.invalid_penalty` |",
+        "",
+        "`train.py`'s `compute_reward` receives the whole episode and may reshape this. The evaluator "
+        "(`python evaluate.py --checkpoint ... --report eval.md`) sorts failed episodes into these kinds:",
+        "",
+        "| kind | report heading | meaning |",
+        "|---|---|---|",
+        kinds,
+    ]
+
+
+def main() -> None:
+    parts = [
+        "# Tasks: prompts, answers and scores",
+        "",
+        "<!-- generated by `python scripts/make_task_examples.py > docs/tasks.md`: edit the script -->",
+        "",
+        "Every task is text in, text out: the model reads a prompt (a line ending in a newline, or a grid) "
+        "and writes an action that ends with its end-of-sequence token. Characters are tokens (a fixed "
+        "character vocabulary, `tinyzero/models/tokenizer.py`). Countdown and multiplication are one-turn "
+        "episodes; FrozenLake runs several turns. Problems come from the task's seeded generator; a "
+        "problem is held out (test split) when a hash of its canonical form says so (about 1 in 10), so "
+        "train and test never share a problem. All examples below are produced by "
+        "`scripts/make_task_examples.py` from the default configuration.",
+        "",
+        *countdown_section(),
+        "",
+        *multiplication_section(),
+        "",
+        *frozenlake_section(),
+        "",
+        *summary_section(),
+    ]
+    print("\n".join(parts))
+
+
+if __name__ == "__main__":
+    main()

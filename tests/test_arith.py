@@ -188,14 +188,16 @@ def test_evaluate_matches_reference_precedence(nums: list[int], data: st.DataObj
     text = str(nums[0]) + "".join(f"{op}{n}" for op, n in zip(ops, nums[1:]))
     # Reference: fold each product term left to right, then fold the terms left to right.
     total: Fraction | None = None
+    started = False  # "no term folded yet", kept apart from None = "an error happened"
     sign = "+"
     term: Fraction | None = Fraction(nums[0])
     for op, n in zip(ops, nums[1:]):
         if op in "*/":
             term = _apply(op, term, Fraction(n))
         else:
-            total = term if total is None else _apply(sign, total, term)
+            total = _apply(sign, total, term) if started else term
+            started = True
             sign, term = op, Fraction(n)
-    total = term if total is None else _apply(sign, total, term)
+    total = _apply(sign, total, term) if started else term
     assert evaluate(text) == total
     assert numbers_used(text) == nums

@@ -226,8 +226,9 @@ def check_run_dir(tr: TinyZeroTrainer, iterations: int) -> list[dict]:
         ["algorithm.name=ppo"],
         ["algorithm.name=ragen", "astarpo.v_star_source=reference"],
         ["algorithm.name=ragen", "algorithm.starpo_s_keep=0.5"],
+        ["algorithm.name=ragen", "training.update_epochs=3"],
     ],
-    ids=["astarpo", "ragen", "grpo", "ppo", "ragen-reference", "ragen-starpo-s"],
+    ids=["astarpo", "ragen", "grpo", "ppo", "ragen-reference", "ragen-starpo-s", "ragen-epochs"],
 )
 def test_end_to_end(cache_dir: Path, tmp_path: Path, overrides: list[str]) -> None:
     tr = trainer(cache_dir, tmp_path, *overrides)

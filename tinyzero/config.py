@@ -112,6 +112,7 @@ class TrainingConfig:
     lr: float = 3e-4  # AdamW learning rate
     weight_decay: float = 0.0  # AdamW weight decay
     grad_clip: float = 1.0  # max global gradient norm
+    update_epochs: int = 1  # A*PO/RAGEN: gradient steps on each batch (its regression targets are fixed)
     entropy_coef: float = 0.001  # entropy bonus weight
     eval_every: int = 25  # iterations between held-out evaluations (0 = only at the end)
     eval_problems: int = 200  # held-out problems per evaluation
@@ -286,6 +287,7 @@ def validate(cfg: Config) -> None:
         "training.eval_problems": cfg.training.eval_problems,
         "training.checkpoint_every": cfg.training.checkpoint_every,
         "training.keep_last": cfg.training.keep_last,
+        "training.update_epochs": cfg.training.update_epochs,
         "num_completions": cfg.num_completions,
     }
     for key, value in positive.items():

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from tinyzero.algorithms.common import make_batch, masked_mean, trajectory_logprobs
+from tinyzero.algorithms.common import LogProbs, make_batch, masked_mean, trajectory_logprobs
 from tinyzero.metrics import mean
 from tinyzero.rollout import run_episodes
 
@@ -170,9 +170,17 @@ def step(trainer: TinyZeroTrainer) -> tuple[torch.Tensor, dict]:
     lp = trajectory_logprobs(trainer.policy, batch)
     with torch.no_grad():
         ref = trajectory_logprobs(trainer.ref, batch)
-    entropy = masked_mean(lp.entropy, batch.mask)
-    loss = astarpo_loss(lp.traj, ref.traj, rewards.to(lp.traj), v_star.to(lp.traj), cfg.astarpo.beta2)
-    loss = loss - cfg.training.entropy_coef * entropy
+
+    def regression_loss(lp: LogProbs) -> tuple[torch.Tensor, torch.Tensor]:
+        entropy = masked_mean(lp.entropy, batch.mask)
+        loss = astarpo_loss(lp.traj, ref.traj, rewards.to(lp.traj), v_star.to(lp.traj), cfg.astarpo.beta2)
+        return loss - cfg.training.entropy_coef * entropy, entropy
+
+    # The targets r − V* are fixed for this batch, so the regression may take several steps on it.
+    for _ in range(cfg.training.update_epochs - 1):
+        trainer.optimize(regression_loss(lp)[0])
+        lp = trajectory_logprobs(trainer.policy, batch)
+    loss, entropy = regression_loss(lp)
     advantage = rewards - v_star
     metrics = {
         "v_star/mean": float(v_star.mean()),

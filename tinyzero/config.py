@@ -71,7 +71,7 @@ class ModelConfig:
 class PretrainConfig:
     """How each task's base model (π_ref) is built from a synthetic corpus, and cached."""
 
-    steps: int = 1500  # optimizer steps of next-token training
+    steps: int = 800  # optimizer steps of next-token training
     batch_size: int = 64  # sequences per step
     lr: float = 3e-3  # peak AdamW learning rate (cosine decay, short warm-up)
     skill: float = (
@@ -97,9 +97,9 @@ class AStarPOConfig:
     """A*PO: offline V* from π_ref (stage 1), then regression of β2·log(π/π_ref) onto r − V* (stage 2)."""
 
     beta: float = 0.5  # β1 of V* = β·log E_{π_ref}[exp(r/β)]
-    beta2: float = 0.05  # β2, the scale of the regressed log-ratio
+    beta2: float = 0.2  # β2, scale of the regressed log-ratio (targets are A*/β2 nats, docs/algorithms.md)
     num_value_samples: int = 8  # N reference samples per training prompt for V* (stage 1)
-    num_trajectories: int = 64  # rollouts (prompts × samples) per iteration
+    num_trajectories: int = 128  # rollouts (prompts × samples) per iteration
     filter_all_failed: bool = False  # drop training prompts where all N reference samples failed
     v_star_source: str = "importance"  # ragen: importance (K on-policy samples, weighted) | reference
 
@@ -109,7 +109,7 @@ class TrainingConfig:
     """The RL loop."""
 
     total_iterations: int = 100  # policy updates
-    lr: float = 3e-4  # AdamW learning rate
+    lr: float = 5e-4  # AdamW learning rate
     weight_decay: float = 0.0  # AdamW weight decay
     grad_clip: float = 1.0  # max global gradient norm
     update_epochs: int = 1  # A*PO/RAGEN: gradient steps on each batch (its regression targets are fixed)

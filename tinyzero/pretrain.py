@@ -17,6 +17,7 @@ import math
 import random
 import shutil
 import time
+import uuid
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -197,7 +198,7 @@ def ensure_base_model(cfg: Config, device: str = "cpu", progress: bool = True) -
     out = base_model_dir(cfg)
     if (out / "report.json").is_file():
         return out
-    tmp = out.with_name(out.name + f".tmp{random.getrandbits(32):08x}")
+    tmp = out.with_name(f"{out.name}.tmp{uuid.uuid4().hex[:8]}")  # never touches the seeded RNGs
     try:
         report = pretrain(cfg, tmp, device=device, progress=progress)
         if out.exists():  # another process finished first: keep theirs
@@ -207,7 +208,8 @@ def ensure_base_model(cfg: Config, device: str = "cpu", progress: bool = True) -
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
-    print(format_report(report))
+    if progress:
+        print(f"base model built in {report['train_seconds']:.0f}s and cached at {out}")
     return out
 
 

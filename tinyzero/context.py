@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
+
 from tinyzero.models.tokenizer import CharTokenizer
 
 
@@ -64,3 +66,16 @@ def training_sequences(
         ctx = build_context(tok, turns[:t], turn.observation, history)
         out.append((ctx + turn.action_ids, [False] * len(ctx) + [True] * len(turn.action_ids)))
     return out
+
+
+def pad_batch(seqs: list[tuple[list[int], list[bool]]], pad_id: int) -> tuple[torch.Tensor, ...]:
+    """Right-pad (ids, mask) pairs into (input_ids, attention_mask, loss_mask) tensors."""
+    width = max(len(ids) for ids, _ in seqs)
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    attn = torch.zeros((len(seqs), width), dtype=torch.bool)
+    loss = torch.zeros((len(seqs), width), dtype=torch.bool)
+    for row, (s, m) in enumerate(seqs):
+        ids[row, : len(s)] = torch.tensor(s)
+        attn[row, : len(s)] = True
+        loss[row, : len(m)] = torch.tensor(m)
+    return ids, attn, loss

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from tinyzero.config import Config
-from tinyzero.context import Turn, training_sequences
+from tinyzero.context import Turn, pad_batch, training_sequences
 from tinyzero.environments import make_task
 from tinyzero.environments.base import Task
 from tinyzero.metrics import mean, pass_at_k
@@ -83,19 +83,6 @@ def build_corpus(
         ]
         corpus.extend(training_sequences(tok, turns, history))
     return corpus[:n_sequences]
-
-
-def pad_batch(seqs: list[tuple[list[int], list[bool]]], pad_id: int) -> tuple[torch.Tensor, ...]:
-    """Right-pad (ids, mask) pairs into (input_ids, attention_mask, loss_mask) tensors."""
-    width = max(len(ids) for ids, _ in seqs)
-    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
-    attn = torch.zeros((len(seqs), width), dtype=torch.bool)
-    loss = torch.zeros((len(seqs), width), dtype=torch.bool)
-    for row, (s, m) in enumerate(seqs):
-        ids[row, : len(s)] = torch.tensor(s)
-        attn[row, : len(s)] = True
-        loss[row, : len(m)] = torch.tensor(m)
-    return ids, attn, loss
 
 
 def lm_loss(

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
-from tinyzero.context import training_sequences
+from tinyzero.context import pad_batch, training_sequences
 from tinyzero.models.tokenizer import CharTokenizer
 from tinyzero.models.transformer import token_logprobs_and_entropy
 from tinyzero.rollout import Episode
@@ -35,14 +35,7 @@ def make_batch(
         for s in training_sequences(tok, ep.turns, history):
             seqs.append(s)
             owner.append(n)
-    width = max(len(ids) for ids, _ in seqs)
-    ids = torch.full((len(seqs), width), tok.pad_id, dtype=torch.long)
-    attn = torch.zeros((len(seqs), width), dtype=torch.bool)
-    mask = torch.zeros((len(seqs), width), dtype=torch.bool)
-    for row, (s, m) in enumerate(seqs):
-        ids[row, : len(s)] = torch.tensor(s)
-        attn[row, : len(s)] = True
-        mask[row, : len(m)] = torch.tensor(m)
+    ids, attn, mask = pad_batch(seqs, tok.pad_id)
     return Batch(
         ids.to(device), attn.to(device), mask.to(device), torch.tensor(owner, device=device), len(episodes)
     )

@@ -10,7 +10,7 @@ produce exactly ``--new-tokens`` tokens per sequence: tok/s compare equal work. 
 with lengths 20-60 (left-padded, like real task prompts). Each measurement is the median of
 ``--repeats`` timed runs after one warm-up run; torch's default thread count is kept.
 
-Writes ``bench/results/generation.json``.
+Writes ``bench/results/generation.json`` (``generation_quick.json`` with ``--quick``).
 """
 
 from __future__ import annotations
@@ -56,8 +56,11 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--new-tokens", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "generation.json"))
+    ap.add_argument("--out", default=None, help="JSON path (default bench/results/generation[_quick].json)")
     args = ap.parse_args()
+    # A --quick smoke run never overwrites the full results that docs/results.md quotes.
+    name = "generation_quick.json" if args.quick else "generation.json"
+    args.out = args.out or str(Path(__file__).parent / "results" / name)
     if args.quick:
         args.batch, args.new_tokens, args.repeats = min(args.batch, 32), min(args.new_tokens, 32), 1
 

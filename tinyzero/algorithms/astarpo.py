@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from tinyzero.algorithms.common import LogProbs, make_batch, masked_mean, trajectory_logprobs
+from tinyzero.algorithms.common import Batch, LogProbs, make_batch, masked_mean, trajectory_logprobs
 from tinyzero.metrics import mean
 from tinyzero.rollout import run_episodes
 
@@ -153,6 +153,38 @@ def training_pool(trainer: TinyZeroTrainer, table: dict[str, dict]) -> list:
     return kept or list(trainer.train_problems)
 
 
+def regress(
+    trainer: TinyZeroTrainer,
+    batch: Batch,
+    lp: LogProbs,
+    ref: LogProbs,
+    rewards: torch.Tensor,
+    v_star: torch.Tensor,
+    keep: torch.Tensor | None = None,
+) -> tuple[LogProbs, torch.Tensor, torch.Tensor]:
+    """Loss (3) minus the entropy bonus over the trajectories ``keep`` (all if None).
+
+    The targets r − V* are fixed for the batch, so with ``training.update_epochs`` > 1 the regression
+    first takes that many − 1 steps on it; the returned loss is the last one, for the trainer's step.
+    Returns the final log-probs, the loss and the entropy.
+    """
+    cfg = trainer.cfg
+    idx = torch.arange(len(rewards), device=lp.traj.device) if keep is None else keep
+
+    def loss_of(lp: LogProbs) -> tuple[torch.Tensor, torch.Tensor]:
+        r, v = rewards.to(lp.traj)[idx], v_star.to(lp.traj)[idx]
+        entropy = masked_mean(lp.entropy, batch.mask)
+        return astarpo_loss(
+            lp.traj[idx], ref.traj[idx], r, v, cfg.astarpo.beta2
+        ) - cfg.training.entropy_coef * entropy, entropy
+
+    for _ in range(cfg.training.update_epochs - 1):
+        trainer.optimize(loss_of(lp)[0])
+        lp = trajectory_logprobs(trainer.policy, batch)
+    loss, entropy = loss_of(lp)
+    return lp, loss, entropy
+
+
 # ----------------------------------------------------------------------------- stage 2: one update
 
 
@@ -171,16 +203,7 @@ def step(trainer: TinyZeroTrainer) -> tuple[torch.Tensor, dict]:
     with torch.no_grad():
         ref = trajectory_logprobs(trainer.ref, batch)
 
-    def regression_loss(lp: LogProbs) -> tuple[torch.Tensor, torch.Tensor]:
-        entropy = masked_mean(lp.entropy, batch.mask)
-        loss = astarpo_loss(lp.traj, ref.traj, rewards.to(lp.traj), v_star.to(lp.traj), cfg.astarpo.beta2)
-        return loss - cfg.training.entropy_coef * entropy, entropy
-
-    # The targets r − V* are fixed for this batch, so the regression may take several steps on it.
-    for _ in range(cfg.training.update_epochs - 1):
-        trainer.optimize(regression_loss(lp)[0])
-        lp = trajectory_logprobs(trainer.policy, batch)
-    loss, entropy = regression_loss(lp)
+    lp, loss, entropy = regress(trainer, batch, lp, ref, rewards, v_star)
     advantage = rewards - v_star
     metrics = {
         "v_star/mean": float(v_star.mean()),

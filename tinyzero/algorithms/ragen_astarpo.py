@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from tinyzero.algorithms.astarpo import astarpo_loss, estimate_v_star
-from tinyzero.algorithms.common import LogProbs, group_view, make_batch, masked_mean, trajectory_logprobs
+from tinyzero.algorithms.astarpo import estimate_v_star, regress
+from tinyzero.algorithms.common import group_view, make_batch, trajectory_logprobs
 
 if TYPE_CHECKING:
     from tinyzero.trainer import TinyZeroTrainer
@@ -61,20 +61,7 @@ def step(trainer: TinyZeroTrainer) -> tuple[torch.Tensor, dict]:
     groups = group_view(rewards, k)
     kept = starpo_s_keep(groups, cfg.algorithm.starpo_s_keep)
     sel = (kept[:, None] * k + torch.arange(k)).flatten().to(lp.traj.device)
-    target_v = v_star.repeat_interleave(k).to(lp.traj)
-
-    def regression_loss(lp: LogProbs) -> tuple[torch.Tensor, torch.Tensor]:
-        loss = astarpo_loss(
-            lp.traj[sel], ref.traj[sel], rewards.to(lp.traj)[sel], target_v[sel], cfg.astarpo.beta2
-        )
-        entropy = masked_mean(lp.entropy, batch.mask)
-        return loss - cfg.training.entropy_coef * entropy, entropy
-
-    # The targets A* are fixed for this batch, so the regression may take several steps on it.
-    for _ in range(cfg.training.update_epochs - 1):
-        trainer.optimize(regression_loss(lp)[0])
-        lp = trajectory_logprobs(trainer.policy, batch)
-    loss, entropy = regression_loss(lp)
+    lp, loss, entropy = regress(trainer, batch, lp, ref, rewards, v_star.repeat_interleave(k), keep=sel)
     advantage = rewards - v_star.repeat_interleave(k)
     metrics = {
         "v_star/mean": float(v_star.mean()),

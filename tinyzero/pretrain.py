@@ -40,6 +40,15 @@ CORPUS_VERSION = 1  # bump when the corpus or training recipe changes, so old ca
 MAX_POOL = 40_000  # sequences generated up front; batches are drawn from this pool
 
 
+def pretrain_seed(cfg: Config) -> int:
+    """The base model's seed: ``pretrain.seed``, or ``run.seed`` when it is -1 (the default).
+
+    A separate seed lets several RL seeds share one base model (benchmarks compare algorithms and
+    seeds on the same π_ref); -1 keeps the cache keys of runs made before the key existed.
+    """
+    return cfg.run.seed if cfg.pretrain.seed < 0 else cfg.pretrain.seed
+
+
 def base_model_key(cfg: Config) -> str:
     """Hash of everything that shapes the base model (task, architecture, corpus, recipe, seed)."""
     task = asdict(cfg.task)
@@ -49,11 +58,11 @@ def base_model_key(cfg: Config) -> str:
         "task": task,
         "model": asdict(cfg.model),
         "pretrain": {
-            k: v for k, v in asdict(cfg.pretrain).items() if k not in ("cache_dir", "eval_problems")
+            k: v for k, v in asdict(cfg.pretrain).items() if k not in ("cache_dir", "eval_problems", "seed")
         },
         "history": cfg.rollout.history,
         "max_new_tokens": cfg.rollout.max_new_tokens,
-        "seed": cfg.run.seed,
+        "seed": pretrain_seed(cfg),
     }
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
     return f"{cfg.task.name}-{cfg.model.preset}-{digest}"
@@ -104,7 +113,8 @@ def lr_at(step: int, total: int, peak: float, warmup: int = 50) -> float:
 
 def pretrain(cfg: Config, out_dir: str | Path, device: str = "cpu", progress: bool = True) -> dict:
     """Train a base model for ``cfg.task`` into ``out_dir`` and return its report."""
-    torch.manual_seed(cfg.run.seed)
+    seed = pretrain_seed(cfg)
+    torch.manual_seed(seed)
     task = make_task(cfg.task)
     tok = CharTokenizer()
     model = build_model(cfg.model.preset, tok.vocab_size, cfg.model.max_seq_len).to(device)
@@ -117,11 +127,11 @@ def pretrain(cfg: Config, out_dir: str | Path, device: str = "cpu", progress: bo
         min(MAX_POOL, p.steps * p.batch_size),
         p.skill,
         cfg.rollout.history,
-        cfg.run.seed,
+        seed,
     )
     corpus_seconds = time.perf_counter() - start
     opt = torch.optim.AdamW(model.parameters(), lr=p.lr, weight_decay=0.01, betas=(0.9, 0.95))
-    gen = torch.Generator().manual_seed(cfg.run.seed)
+    gen = torch.Generator().manual_seed(seed)
     bar = tqdm(
         range(p.steps), desc=f"pre-training {cfg.task.name} base", disable=not progress, mininterval=1.0
     )
@@ -161,7 +171,7 @@ def evaluate_base(
 ) -> dict:
     """Held-out figures that say whether a base is "weak but not hopeless": format, greedy, pass@1, pass@8."""
     problems = task.problems("test")[: cfg.pretrain.eval_problems]
-    gen = torch.Generator(device=device).manual_seed(cfg.run.seed + 1)
+    gen = torch.Generator(device=device).manual_seed(pretrain_seed(cfg) + 1)
     settings = SamplingSettings(max_new_tokens=cfg.rollout.max_new_tokens, history=cfg.rollout.history)
     greedy = run_episodes(
         model, tok, task, problems, SamplingSettings(**{**asdict(settings), "greedy": True}), gen

@@ -9,6 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tinyzero.algorithms import ppo
 from tinyzero.algorithms.astarpo import astarpo_loss, estimate_v_star
 from tinyzero.algorithms.grpo import group_advantages
 from tinyzero.algorithms.ragen_astarpo import starpo_s_keep
@@ -81,3 +82,15 @@ def test_group_advantages_and_starpo_s() -> None:
     assert torch.all(adv[1] == 0)  # no signal in a group where every sample scored the same
     keep = starpo_s_keep(r.view(3, 4), 2 / 3)
     assert sorted(keep.tolist()) == [0, 2]  # the constant group is dropped first
+
+
+def test_ppo_whitening_is_zero_mean_unit_std_on_agent_tokens_only() -> None:
+    adv = torch.tensor([[0.0, 1.0, -1.0, 5.0], [2.0, 0.5, 7.0, 3.0]])
+    mask = torch.tensor([[False, True, True, False], [True, True, False, True]])
+    w = ppo.whiten(adv, mask)
+    kept = w[mask]
+    assert torch.allclose(kept.mean(), torch.tensor(0.0), atol=1e-6)
+    assert torch.allclose(kept.pow(2).mean().sqrt(), torch.tensor(1.0), atol=1e-4)
+    assert torch.all(w[~mask] == 0)
+    # ordering of the advantages is kept: the best token stays the best
+    assert torch.equal(kept.argsort(), adv[mask].argsort())

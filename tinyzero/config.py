@@ -135,6 +135,7 @@ class PPOConfig:
 
     clip_eps: float = 0.2  # ratio clip
     value_coef: float = 0.5  # weight of the critic's loss
+    whiten_advantages: bool = True  # normalise A_t over the batch's agent tokens (mean 0, std 1)
 
 
 @dataclass

@@ -7,6 +7,12 @@ agent token, the trajectory's final return. With terminal rewards and γ = λ = 
 
 and the critic regresses onto R. The policy loss is the clipped surrogate (shared with GRPO) on the
 agent tokens; there is no KL term and no reference model in the loss. One gradient step per batch.
+
+Advantages are whitened over the batch's agent tokens (``ppo.whiten_advantages``, as most PPO
+implementations do). Without it, once the critic has learned the mean return, every failed trajectory
+(the vast majority early on) gets a negative advantage; pushing down the sampled tokens of a char-level
+model moves their mass onto characters it never wrote, and at lr 5e-4 the policy lost the answer
+format within 10 iterations (format rate 1 → 0, KL 110 nats, measured on FrozenLake).
 """
 
 from __future__ import annotations
@@ -45,6 +51,13 @@ def make_critic(base: nn.Module) -> Critic:
     return Critic(body)
 
 
+def whiten(x: torch.Tensor, mask: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """(x − mean) / (std + ε) over the masked entries; 0 outside the mask."""
+    mu = masked_mean(x, mask)
+    std = masked_mean((x - mu) ** 2, mask).sqrt()
+    return (x - mu) / (std + eps) * mask
+
+
 def step(trainer: TinyZeroTrainer) -> tuple[torch.Tensor, dict]:
     cfg = trainer.cfg
     problems = trainer.sample_problems(cfg.astarpo.num_trajectories)
@@ -58,6 +71,8 @@ def step(trainer: TinyZeroTrainer) -> tuple[torch.Tensor, dict]:
     values = torch.nn.functional.pad(trainer.critic(batch.ids, batch.attn)[:, :-1], (1, 0))  # (S, T)
     returns = rewards.to(values)[batch.traj][:, None].expand_as(values)  # R at every token
     adv = (returns - values).detach()  # GAE with γ = λ = 1 and a terminal reward
+    if cfg.ppo.whiten_advantages:
+        adv = whiten(adv, batch.mask)
     policy_loss = clipped_surrogate(lp.token, lp.token.detach(), adv, batch.mask, cfg.ppo.clip_eps)
     value_loss = masked_mean((values - returns) ** 2, batch.mask)
     entropy = masked_mean(lp.entropy, batch.mask)

@@ -175,8 +175,7 @@ def wrap(module: nn.Module, info: DistInfo, device: torch.device) -> nn.Module:
     from torch.nn.parallel import DistributedDataParallel as DDP
 
     ids = [device.index] if device.type == "cuda" else None
-    # broadcast_buffers=False: the only buffers are RoPE tables, a function of the config.
-    return DDP(module, device_ids=ids, broadcast_buffers=False)
+    return DDP(module, device_ids=ids)
 
 
 def _blocks(module: nn.Module) -> list[nn.Module]:
@@ -191,12 +190,13 @@ def is_sharded(module: nn.Module) -> bool:
 
 
 def full_state_dict(module: nn.Module) -> dict[str, torch.Tensor]:
-    """Plain (unsharded, CPU) tensors of a possibly FSDP-sharded module. A collective under FSDP."""
+    """Plain (unsharded) tensors of a possibly FSDP-sharded module, on every rank (each samples with
+    them). A collective under FSDP."""
     if not is_sharded(module):
         return module.state_dict()
     from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 
-    return get_model_state_dict(module, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    return get_model_state_dict(module, options=StateDictOptions(full_state_dict=True))
 
 
 def optimizer_state(modules: dict[str, nn.Module], optimizer: torch.optim.Optimizer) -> dict:
@@ -204,6 +204,7 @@ def optimizer_state(modules: dict[str, nn.Module], optimizer: torch.optim.Optimi
 
     Under FSDP the state is sharded; torch.distributed.checkpoint gathers it keyed by parameter name,
     and it is re-keyed here by position so checkpoints resume under any strategy or world size.
+    Under FSDP only rank 0 receives it (in CPU memory); the other ranks get ``{}``.
     """
     if not any(is_sharded(m) for m in modules.values()):
         return optimizer.state_dict()
@@ -213,6 +214,8 @@ def optimizer_state(modules: dict[str, nn.Module], optimizer: torch.optim.Optimi
     full = get_optimizer_state_dict(
         container, optimizer, options=StateDictOptions(full_state_dict=True, cpu_offload=True)
     )
+    if not full:  # cpu_offload: only rank 0 (the one that writes the checkpoint) receives the state
+        return {}
     names = [n for n, _ in container.named_parameters()]
     index = {n: i for i, n in enumerate(names)}
     return {

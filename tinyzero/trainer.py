@@ -71,6 +71,7 @@ class TinyZeroTrainer:
         self.dist, self.device = distributed.setup(d.strategy, d.backend, d.timeout_s, self.device)
         self.show_progress = progress and cfg.logging.progress and self.dist.is_main
         check_precision_options(cfg, self.device)
+        self._check_rank_shares()
         self.run_dir = Path(cfg.run.out_dir) / cfg.run.name
         self.ckpt_root = self.run_dir / "checkpoints"
         if self.ckpt_root.is_dir() and any(self.ckpt_root.glob("iter_*")) and not resume:
@@ -109,7 +110,6 @@ class TinyZeroTrainer:
         self.elapsed = 0.0
         self.generated_tokens = 0
         self.stage1_tokens = 0
-        self._check_rank_shares()
         ckpt = self._load_weights_for_resume() if resume else None  # into the plain modules, before sharding
         # Training forwards go through these (DDP wrapper / FSDP2-sharded module / the module itself);
         # sampling, evaluation and checkpoints use the plain modules (``sampler``).

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # this checkout's tinyzero, whatever is installed
 
 
 def run(procs: int, out: Path, args: argparse.Namespace) -> dict:
@@ -72,6 +73,7 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=8)
     parser.add_argument("--cache-dir", default=".cache/base_models")
     parser.add_argument("--extra", nargs="*", default=[], help="more key=value overrides for both runs")
+    parser.add_argument("--tag", default="", help="write bench/results/scaling_<tag>.json instead")
     args = parser.parse_args()
     from tinyzero.config import load_config
 
@@ -95,7 +97,7 @@ def main() -> None:
         "rows": rows,
         "speedup": round(speedup, 2),
     }
-    out = ROOT / "bench" / "results" / "scaling.json"
+    out = ROOT / "bench" / "results" / (f"scaling_{args.tag}.json" if args.tag else "scaling.json")
     out.write_text(json.dumps(result, indent=1) + "\n")
     print(f"written to {out.relative_to(ROOT)}")
 

@@ -87,6 +87,10 @@ def test_compiled_training_forward_matches_eager(cache_dir: Path, tmp_path: Path
     a, b = json_last(eager), json_last(compiled)
     assert b["loss"] == pytest.approx(a["loss"], rel=1e-4, abs=1e-6)
     assert b["grad_norm"] == pytest.approx(a["grad_norm"], rel=1e-3)
+    # Adam's first step moves each weight by ±lr (the gradient's sign): the updates agree except on a
+    # few weights whose gradient is ~0, where float reordering may flip the sign (a 2·lr difference).
     lr = eager.cfg.training.lr
-    for x, y in zip(eager.policy.state_dict().values(), compiled.policy.state_dict().values(), strict=True):
-        assert (x - y).abs().max() < lr  # one Adam step moves a weight by about lr: updates agree
+    x = torch.cat([t.flatten() for t in eager.policy.state_dict().values()])
+    y = torch.cat([t.flatten() for t in compiled.policy.state_dict().values()])
+    assert (x - y).abs().max() <= 2.01 * lr
+    assert ((x - y).abs() > lr / 10).float().mean() < 1e-3

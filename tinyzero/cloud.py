@@ -17,6 +17,7 @@ import re
 import subprocess
 import sys
 import tarfile
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -200,8 +201,8 @@ def run_training_job(
     """
     from tinyzero.config import load_config
 
-    cfg_path = Path(volume_root) / "configs" / "submitted.yaml"  # kept beside the runs, for the record
-    cfg_path.parent.mkdir(parents=True, exist_ok=True)
+    # The run directory keeps the resolved config.yaml; this copy only feeds train.py.
+    cfg_path = Path(tempfile.mkdtemp(prefix="tinyzero_")) / "config.yaml"
     cfg_path.write_text(config_yaml)
     args = remote_overrides(overrides, volume_root)
     cfg = load_config(cfg_path, args)

@@ -3,6 +3,7 @@
     python train.py --config configs/default.yaml                      # RAGEN + A*PO on FrozenLake
     python train.py --config configs/countdown.yaml algorithm.name=grpo # any key can be overridden
     python train.py --config configs/default.yaml --resume             # continue an interrupted run
+    torchrun --nproc_per_node=2 train.py --config configs/default.yaml # data-parallel (docs/scaling.md)
 
 The first run of a task pre-trains its base model (cached under .cache/base_models/).
 """
@@ -40,8 +41,11 @@ def main() -> int:
     trainer = TinyZeroTrainer(
         cfg, reward_fn=compute_reward, resume=args.resume, progress=not args.no_progress
     )
-    print(format_report(trainer.base_report))
+    if trainer.dist.is_main:  # under torchrun only rank 0 reports
+        print(format_report(trainer.base_report))
     summary = trainer.train()
+    if not trainer.dist.is_main:
+        return 0
     base, final = summary["base/greedy_success"], summary.get("eval/greedy_success")
     print(
         f"done: {cfg.algorithm.name} on {cfg.task.name}, {summary['iterations']} iterations in "

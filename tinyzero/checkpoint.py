@@ -38,7 +38,7 @@ def save_checkpoint(
     iteration: int,
     model: torch.nn.Module,
     tok: Any,
-    optimizer: torch.optim.Optimizer,
+    optimizer: torch.optim.Optimizer | dict,
     state: dict,
     extra_tensors: dict[str, torch.Tensor] | None = None,
     keep_last: int = 3,
@@ -55,7 +55,8 @@ def save_checkpoint(
             {k: v.detach().cpu().clone().contiguous() for k, v in extra_tensors.items()},
             str(tmp / "extra.safetensors"),
         )
-    torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+    opt_state = optimizer if isinstance(optimizer, dict) else optimizer.state_dict()
+    torch.save(opt_state, tmp / "optimizer.pt")
     (tmp / "state.json").write_text(json.dumps({**state, "iteration": iteration}))
     shutil.rmtree(final, ignore_errors=True)
     os.replace(tmp, final)

@@ -33,6 +33,10 @@ class RunConfig:
     seed: int = 0  # fixes init, data order and sampling; same seed on CPU → same weights
     device: str = "auto"  # auto | cpu | cuda
     threads: int = 0  # torch intra-op threads; 0 = torch's default
+    dtype: str = (
+        "float32"  # float32 | bfloat16 (autocast of training forwards and sampling; weights stay fp32)
+    )
+    compile: bool = False  # torch.compile the training forward (slow first iterations; docs/scaling.md)
 
 
 @dataclass
@@ -157,6 +161,15 @@ class LoggingConfig:
 
 
 @dataclass
+class DistributedConfig:
+    """Data-parallel training under torchrun (docs/scaling.md); ignored by a plain ``python train.py``."""
+
+    strategy: str = "ddp"  # ddp (full replica per rank) | fsdp (FSDP2: weights, grads, optimizer sharded)
+    backend: str = "auto"  # auto (nccl on GPU, gloo on CPU) | gloo | nccl
+    timeout_s: int = 1800  # how long a rank waits in a collective (others wait while rank 0 evaluates)
+
+
+@dataclass
 class Config:
     """Everything a run needs; YAML files hold only what differs from these defaults."""
 
@@ -171,6 +184,7 @@ class Config:
     ppo: PPOConfig = field(default_factory=PPOConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    distributed: DistributedConfig = field(default_factory=DistributedConfig)
     num_completions: int = 8  # K samples per prompt (group size for ragen/grpo)
 
 
@@ -256,6 +270,19 @@ def validate(cfg: Config) -> None:
     )
     _check(cfg.model.preset in PRESETS, "model.preset", cfg.model.preset, "one of " + ", ".join(PRESETS))
     _check(cfg.run.device in ("auto", "cpu", "cuda"), "run.device", cfg.run.device, "auto, cpu or cuda")
+    _check(cfg.run.dtype in ("float32", "bfloat16"), "run.dtype", cfg.run.dtype, "float32 or bfloat16")
+    _check(
+        cfg.distributed.strategy in ("ddp", "fsdp"),
+        "distributed.strategy",
+        cfg.distributed.strategy,
+        "ddp or fsdp",
+    )
+    _check(
+        cfg.distributed.backend in ("auto", "gloo", "nccl"),
+        "distributed.backend",
+        cfg.distributed.backend,
+        "auto, gloo or nccl",
+    )
     _check(
         cfg.astarpo.v_star_source in ("importance", "reference"),
         "astarpo.v_star_source",
@@ -291,6 +318,7 @@ def validate(cfg: Config) -> None:
         "training.keep_last": cfg.training.keep_last,
         "training.update_epochs": cfg.training.update_epochs,
         "num_completions": cfg.num_completions,
+        "distributed.timeout_s": cfg.distributed.timeout_s,
     }
     for key, value in positive.items():
         _check(value > 0, key, value, "a positive number")

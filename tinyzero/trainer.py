@@ -7,6 +7,7 @@ this file only wires them together and keeps the bookkeeping (RNG, optimizer, lo
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import json
@@ -20,6 +21,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from tinyzero import distributed
 from tinyzero.algorithms import astarpo, grpo, ppo, ragen_astarpo
 from tinyzero.checkpoint import load_checkpoint, save_checkpoint
 from tinyzero.config import Config, save_config, to_yaml
@@ -61,10 +63,15 @@ class TinyZeroTrainer:
     ) -> None:
         self.cfg = cfg
         self.reward_fn = reward_fn
-        self.show_progress = progress and cfg.logging.progress
         if cfg.run.threads:
             torch.set_num_threads(cfg.run.threads)
         self.device = resolve_device(cfg.run.device)
+        # Under torchrun: join the process group; on GPUs each rank takes the GPU of its LOCAL_RANK.
+        d = cfg.distributed
+        self.dist, self.device = distributed.setup(d.strategy, d.backend, d.timeout_s, self.device)
+        self.show_progress = progress and cfg.logging.progress and self.dist.is_main
+        check_precision_options(cfg, self.device)
+        self._check_rank_shares()
         self.run_dir = Path(cfg.run.out_dir) / cfg.run.name
         self.ckpt_root = self.run_dir / "checkpoints"
         if self.ckpt_root.is_dir() and any(self.ckpt_root.glob("iter_*")) and not resume:
@@ -78,7 +85,9 @@ class TinyZeroTrainer:
         np.random.seed(cfg.run.seed)
 
         self.task = make_task(cfg.task)
-        base_dir = ensure_base_model(cfg, str(self.device), self.show_progress)
+        # Under torchrun rank 0 pre-trains (or finds) the cached base model first; the others then load it.
+        with self.dist.main_first():
+            base_dir = ensure_base_model(cfg, str(self.device), self.show_progress)
         self.base_key = base_dir.name
         self.base_report = json.loads((base_dir / "report.json").read_text())
         self.ref, self.tok = load_model_dir(base_dir, self.device)
@@ -89,22 +98,38 @@ class TinyZeroTrainer:
         self.train_problems = self.task.problems("train")
         self.problem_pool = list(self.train_problems)
         self.test_problems = self.task.problems("test")[: cfg.training.eval_problems]
-        self.gen = torch.Generator(device=self.device).manual_seed(cfg.run.seed)  # rollouts and data order
+        # Rollouts and data order; each rank draws its own prompts and samples (rank 0 keeps the run's seed).
+        self.gen = torch.Generator(device=self.device).manual_seed(
+            distributed.rank_seed(cfg.run.seed, self.dist.rank)
+        )
         self.v_star_table: dict | None = None
         self.critic: torch.nn.Module | None = None
-        params = list(self.policy.parameters())
         if cfg.algorithm.name == "ppo":
             self.critic = ppo.make_critic(self.ref).to(self.device)
-            params += list(self.critic.parameters())
-        self.optimizer = torch.optim.AdamW(params, lr=cfg.training.lr, weight_decay=cfg.training.weight_decay)
         self.iteration = 0
         self.elapsed = 0.0
         self.generated_tokens = 0
         self.stage1_tokens = 0
-        if resume:
-            self._resume()
+        ckpt = self._load_weights_for_resume() if resume else None  # into the plain modules, before sharding
+        # Training forwards go through these (DDP wrapper / FSDP2-sharded module / the module itself);
+        # sampling, evaluation and checkpoints use the plain modules (``sampler``).
+        self.train_policy = self._compiled(distributed.wrap(self.policy, self.dist, self.device))
+        self.train_critic = (
+            self._compiled(distributed.wrap(self.critic, self.dist, self.device))
+            if self.critic is not None
+            else None
+        )
+        self._weights_version = 0  # bumped by every optimizer step: when FSDP's sampling copy is stale
+        self._sampling_copy: tuple[int, torch.nn.Module] | None = None
+        params = list(self.policy.parameters())  # after wrapping: FSDP2 replaces them with sharded ones
+        if self.critic is not None:
+            params += list(self.critic.parameters())
+        self.optimizer = torch.optim.AdamW(params, lr=cfg.training.lr, weight_decay=cfg.training.weight_decay)
+        if ckpt is not None:
+            self._restore_state(ckpt)
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, self.run_dir / "config.yaml")
+        if self.dist.is_main:
+            save_config(cfg, self.run_dir / "config.yaml")
 
     # ------------------------------------------------------------------ helpers used by algorithms
     def progress_bar(self, **kwargs: Any) -> tqdm:
@@ -115,7 +140,11 @@ class TinyZeroTrainer:
         return SamplingSettings(r.max_new_tokens, r.history, greedy, r.temperature, r.top_k, r.top_p)
 
     def sample_problems(self, n: int) -> list:
-        """n training prompts drawn (with replacement) by the trainer's generator: resumable data order."""
+        """n training prompts drawn (with replacement) by the trainer's generator: resumable data order.
+
+        Under torchrun ``n`` is the iteration's global count: each rank draws its n / world share.
+        """
+        n //= self.dist.world_size  # exact: _check_rank_shares made n a multiple of the world size
         idx = torch.randint(len(self.problem_pool), (n,), generator=self.gen, device=self.device).tolist()
         return [self.problem_pool[i] for i in idx]
 
@@ -129,7 +158,7 @@ class TinyZeroTrainer:
         was_training = model.training
         model.eval()
         episodes = run_episodes(
-            model, self.tok, self.task, problems, self.sampling(greedy), generator or self.gen
+            self.sampler(model), self.tok, self.task, problems, self.sampling(greedy), generator or self.gen
         )
         model.train(was_training)
         self.generated_tokens += sum(e.num_action_tokens for e in episodes)
@@ -155,26 +184,34 @@ class TinyZeroTrainer:
     def optimize(self, loss: torch.Tensor) -> float:
         """One AdamW step with global-norm clipping; a non-finite loss or gradient skips the step."""
         self.optimizer.zero_grad(set_to_none=True)
-        if not torch.isfinite(loss):
+        if not self.dist.all_true(bool(torch.isfinite(loss))):  # every rank skips, or none does
             return float("nan")
-        loss.backward()
+        with self.autocast(enabled=False):  # backward in the dtypes autocast chose for the forward
+            loss.backward()  # DDP/FSDP average the gradients over ranks here
         params = [p for g in self.optimizer.param_groups for p in g["params"]]
-        norm = torch.nn.utils.clip_grad_norm_(params, self.cfg.training.grad_clip)
+        norm = distributed.grad_norm_value(
+            torch.nn.utils.clip_grad_norm_(params, self.cfg.training.grad_clip)
+        )
         if not torch.isfinite(norm):
             self.optimizer.zero_grad(set_to_none=True)
             return float("nan")
         self.optimizer.step()
+        self._weights_version += 1
         return float(norm)
 
     @torch.no_grad()
     def evaluate(self, problems: list | None = None) -> dict:
         """Held-out figures: greedy success (the headline), one sampled try per problem, format rate."""
+        model = self.sampler(self.policy)  # a collective under FSDP: every rank calls evaluate()
+        if not self.dist.is_main:  # rank 0 evaluates alone: the same figures as a single-process run
+            return {}
         problems = self.test_problems if problems is None else problems
         gen = torch.Generator(device=self.device).manual_seed(
             self.cfg.run.seed + 7
         )  # eval never moves self.gen
-        greedy = run_episodes(self.policy, self.tok, self.task, problems, self.sampling(greedy=True), gen)
-        sampled = run_episodes(self.policy, self.tok, self.task, problems, self.sampling(), gen)
+        with self.autocast():
+            greedy = run_episodes(model, self.tok, self.task, problems, self.sampling(greedy=True), gen)
+            sampled = run_episodes(model, self.tok, self.task, problems, self.sampling(), gen)
         self.policy.train()
         return {
             "eval/greedy_success": mean([e.success for e in greedy]),
@@ -186,38 +223,53 @@ class TinyZeroTrainer:
     def train(self) -> dict:
         cfg = self.cfg
         step_fn = ALGORITHMS[cfg.algorithm.name]
-        logger = MetricsLogger(
-            self.run_dir,
-            tensorboard=cfg.logging.tensorboard,
-            wandb_cfg={
-                "project": "tinyzero",
-                "name": cfg.run.name,
-                "mode": cfg.logging.wandb_mode,
-                "config": json.loads(json.dumps(dataclasses.asdict(cfg))),
-            }
-            if cfg.logging.wandb
-            else None,
-            # A fresh run (iteration 0) re-logs everything: drop lines left by an earlier, uncheckpointed try.
-            resume_from=self.iteration if self.iteration > 0 else -1,
+        logger = (
+            None
+            if not self.dist.is_main
+            else MetricsLogger(
+                self.run_dir,
+                tensorboard=cfg.logging.tensorboard,
+                wandb_cfg={
+                    "project": "tinyzero",
+                    "name": cfg.run.name,
+                    "mode": cfg.logging.wandb_mode,
+                    "config": json.loads(json.dumps(dataclasses.asdict(cfg))),
+                }
+                if cfg.logging.wandb
+                else None,
+                # A fresh run (iteration 0) re-logs everything: drop lines of an earlier, uncheckpointed try.
+                resume_from=self.iteration if self.iteration > 0 else -1,
+            )
         )
         if self.iteration == 0:
-            logger.log({"iteration": 0, "elapsed_s": 0.0, "generated_tokens": 0, **self.evaluate()})
+            first = {"iteration": 0, "elapsed_s": 0.0, "generated_tokens": 0, **self.evaluate()}
+            if logger is not None:
+                logger.log(first)
         bar = self.progress_bar(
             total=cfg.training.total_iterations, initial=self.iteration, desc=f"{cfg.algorithm.name}"
         )
         last_eval: dict = {}
+        evaluated = False
         try:
             while self.iteration < cfg.training.total_iterations:
                 start, tokens_before = time.perf_counter(), self.generated_tokens + self.stage1_tokens
-                loss, metrics = step_fn(self)
+                own_before = self.generated_tokens
+                with self.autocast():
+                    loss, metrics = step_fn(self)
                 grad_norm = self.optimize(loss)
                 self.iteration += 1
+                loss_value = float(loss.detach())
+                if self.dist.enabled:  # global token count; metrics averaged over ranks
+                    own = self.generated_tokens - own_before
+                    self.generated_tokens += self.dist.sum(own) - own
+                    metrics = self.dist.mean_metrics({"loss": loss_value, **metrics})
+                    loss_value = metrics.pop("loss")
                 seconds = time.perf_counter() - start
                 self.elapsed += seconds
                 new_tokens = self.generated_tokens + self.stage1_tokens - tokens_before
                 record = {
                     "iteration": self.iteration,
-                    "loss": float(loss.detach()),
+                    "loss": loss_value,
                     "grad_norm": grad_norm,
                     "seconds": seconds,
                     "elapsed_s": self.elapsed,
@@ -227,9 +279,10 @@ class TinyZeroTrainer:
                 }
                 every = cfg.training.eval_every
                 if (every and self.iteration % every == 0) or self.iteration == cfg.training.total_iterations:
-                    last_eval = self.evaluate()
+                    last_eval, evaluated = self.evaluate(), True
                     record.update(last_eval)
-                logger.log(record)
+                if logger is not None:
+                    logger.log(record)
                 bar.update(1)
                 bar.set_postfix(
                     reward=f"{record['reward/mean']:.2f}",
@@ -244,8 +297,9 @@ class TinyZeroTrainer:
                     self.save()
         finally:
             bar.close()
-            logger.close()
-        if not last_eval:  # nothing left to train (--resume of a finished run): still report held-out figures
+            if logger is not None:
+                logger.close()
+        if not evaluated:  # nothing left to train (--resume of a finished run): still report held-out figures
             last_eval = self.evaluate()
         summary = {
             "run": str(self.run_dir),
@@ -258,13 +312,19 @@ class TinyZeroTrainer:
             "generated_tokens": self.generated_tokens + self.stage1_tokens,
             **last_eval,
         }
-        (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
+        if self.dist.is_main:
+            (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
         return summary
 
     # ------------------------------------------------------------------ checkpoints
-    def save(self) -> Path:
+    def save(self) -> Path | None:
+        """Rank 0 writes the checkpoint; every rank takes part in gathering what it holds (its RNG
+        state; under FSDP its shards of the weights and optimizer state)."""
+        model = self.sampler(self.policy)  # full weights in a plain module
+        optimizer = distributed.optimizer_state(self._trained_modules(), self.optimizer)
+        rng = self.dist.gather(self.gen.get_state().tolist())
         state = {
-            "rng_torch": self.gen.get_state().tolist(),
+            "rng_torch": rng[0],
             "elapsed": self.elapsed,
             "generated_tokens": self.generated_tokens,
             "stage1_tokens": self.stage1_tokens,
@@ -272,23 +332,30 @@ class TinyZeroTrainer:
             "task": self.cfg.task.name,
             "base_key": self.base_key,
         }
+        if self.dist.enabled:
+            state["rng_torch_ranks"] = rng  # each rank's own sampling stream, for an exact resume
         extra = (
-            {f"critic.{k}": v for k, v in self.critic.state_dict().items()}
+            {f"critic.{k}": v for k, v in distributed.full_state_dict(self.critic).items()}
             if self.critic is not None
             else None
         )
-        return save_checkpoint(
-            self.ckpt_root,
-            self.iteration,
-            self.policy,
-            self.tok,
-            self.optimizer,
-            state,
-            extra,
-            self.cfg.training.keep_last,
-        )
+        path = None
+        if self.dist.is_main:
+            path = save_checkpoint(
+                self.ckpt_root,
+                self.iteration,
+                model,
+                self.tok,
+                optimizer,
+                state,
+                extra,
+                self.cfg.training.keep_last,
+            )
+        self.dist.barrier()  # no rank runs ahead of a checkpoint that is still being written
+        return path
 
-    def _resume(self) -> None:
+    def _load_weights_for_resume(self) -> dict:
+        """Weights go into the plain modules before DDP/FSDP wrap them; the rest waits for the optimizer."""
         if not (self.ckpt_root / "latest").is_file():
             raise UserError(f"--resume: no checkpoint in '{self.ckpt_root}' (start without --resume)")
         ckpt = load_checkpoint(self.ckpt_root, self.device)
@@ -300,9 +367,88 @@ class TinyZeroTrainer:
         self.policy.load_state_dict(ckpt["model"].state_dict())
         if self.critic is not None:
             self.critic.load_state_dict({k[len("critic.") :]: v for k, v in ckpt["extra"].items()})
-        self.optimizer.load_state_dict(ckpt["optimizer"])
-        self.gen.set_state(torch.tensor(state["rng_torch"], dtype=torch.uint8))
+        return ckpt
+
+    def _restore_state(self, ckpt: dict) -> None:
+        state = ckpt["state"]
+        distributed.load_optimizer_state(self._trained_modules(), self.optimizer, ckpt["optimizer"])
+        self.gen.set_state(self._rank_rng_state(state))
         self.iteration = int(state["iteration"])
         self.elapsed = float(state["elapsed"])
         self.generated_tokens = int(state["generated_tokens"])
         self.stage1_tokens = int(state["stage1_tokens"])
+
+    def _rank_rng_state(self, state: dict) -> torch.Tensor:
+        """This rank's saved sampling stream; a resume with another world size cannot be exact."""
+        ranks = state.get("rng_torch_ranks") or [state["rng_torch"]]
+        if len(ranks) == self.dist.world_size:
+            return torch.tensor(ranks[self.dist.rank], dtype=torch.uint8)
+        if self.dist.is_main:
+            print(
+                f"note: checkpoint was written by {len(ranks)} process(es), this run has "
+                f"{self.dist.world_size}: training continues, but not sample-for-sample as it would have"
+            )
+        if self.dist.rank < len(ranks):
+            return torch.tensor(ranks[self.dist.rank], dtype=torch.uint8)
+        seed = distributed.rank_seed(self.cfg.run.seed, self.dist.rank) + int(state["iteration"])
+        return torch.Generator(device=self.device).manual_seed(seed).get_state()
+
+    # ------------------------------------------------------------------ scale-out helpers (docs/scaling.md)
+    def _trained_modules(self) -> dict[str, torch.nn.Module]:
+        """The modules the optimizer updates, in its parameter order."""
+        return {"policy": self.policy, **({"critic": self.critic} if self.critic is not None else {})}
+
+    def _check_rank_shares(self) -> None:
+        """Each rank takes an equal share of the iteration's prompts, so their count must divide evenly."""
+        if not self.dist.enabled:
+            return
+        cfg = self.cfg
+        per_group = cfg.algorithm.name in ("ragen", "grpo")
+        prompts = (
+            max(1, cfg.astarpo.num_trajectories // cfg.num_completions)
+            if per_group
+            else (cfg.astarpo.num_trajectories)
+        )
+        if prompts % self.dist.world_size:
+            what = "astarpo.num_trajectories / num_completions" if per_group else "astarpo.num_trajectories"
+            raise UserError(
+                f"{what} = {prompts} prompts per iteration cannot be split evenly over "
+                f"{self.dist.world_size} processes: make it a multiple of the process count"
+            )
+
+    def sampler(self, model: torch.nn.Module) -> torch.nn.Module:
+        """The plain module to generate with. Under FSDP the policy's weights are sharded, so a full
+        copy is gathered once per optimizer step (a collective: every rank asks for it together) and
+        sampling then runs without any FSDP hooks or communication, whatever each rank generates."""
+        if not (self.dist.enabled and self.dist.strategy == "fsdp" and model is self.policy):
+            return model
+        if self._sampling_copy is None or self._sampling_copy[0] != self._weights_version:
+            copy_ = self._sampling_copy[1] if self._sampling_copy else copy.deepcopy(self.ref)
+            copy_.load_state_dict(distributed.full_state_dict(self.policy))
+            self._sampling_copy = (self._weights_version, copy_)
+        return self._sampling_copy[1]
+
+    def autocast(self, enabled: bool = True) -> contextlib.AbstractContextManager:
+        """bfloat16 autocast (``run.dtype``) for forwards and sampling; float32 runs never enter it."""
+        if self.cfg.run.dtype != "bfloat16":
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=enabled)
+
+    def _compiled(self, module: torch.nn.Module) -> torch.nn.Module:
+        """``run.compile``: torch.compile the training forward (sampling stays eager: a Python loop of
+        tiny steps over a mutable KV cache). Shapes vary every iteration, hence ``dynamic=True``."""
+        return torch.compile(module, dynamic=True) if self.cfg.run.compile else module
+
+
+def check_precision_options(cfg: Config, device: torch.device) -> None:
+    """Fail early, in one line, where ``run.dtype`` / ``run.compile`` cannot work on this machine."""
+    if cfg.run.dtype == "bfloat16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise UserError("run.dtype=bfloat16 but this GPU has no bfloat16 support: use run.dtype=float32")
+    if cfg.run.compile and device.type == "cpu":
+        import shutil
+
+        if not (shutil.which("g++") or shutil.which("c++") or shutil.which("clang++")):
+            raise UserError(
+                "run.compile=true on CPU needs a C++ compiler (g++/clang++) for torch.compile's CPU "
+                "backend: install one (e.g. apt-get install g++) or set run.compile=false"
+            )

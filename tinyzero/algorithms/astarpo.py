@@ -94,8 +94,47 @@ def build_v_star_table(trainer: TinyZeroTrainer, chunk: int = 128) -> dict[str, 
 
     Written to ``<run>/v_star.json`` after every chunk (an interrupted run resumes where it stopped)
     and copied to a shared cache so later runs with the same base model and settings skip it.
+    Under torchrun the chunks are dealt round-robin to the ranks and gathered after each round, so
+    stage 1 takes 1/world of the time; every chunk keeps its own seed, so the table is the same
+    whatever the number of processes. Rank 0 alone reads and writes the files.
     """
-    cfg = trainer.cfg
+    cfg, dist = trainer.cfg, trainer.dist
+    table, done = _load_v_star_table(trainer) if dist.is_main else ({}, False)
+    table, done = dist.broadcast((table, done))
+    if done:
+        return table
+    local = trainer.run_dir / "v_star.json"
+    n = cfg.astarpo.num_value_samples
+    todo = [p for p in trainer.train_problems if trainer.task.describe(p) not in table]
+    chunks = [todo[start : start + chunk] for start in range(0, len(todo), chunk)]
+    offsets, seen = [], set(table)  # len(table) before each chunk, as if they ran one after another
+    for problems in chunks:
+        offsets.append(len(seen))
+        seen.update(trainer.task.describe(p) for p in problems)
+    bar = trainer.progress_bar(
+        total=len(trainer.train_problems), initial=len(table), desc="A*PO stage 1: V* from π_ref"
+    )
+    for first in range(0, len(chunks), dist.world_size):  # one round = one chunk per rank
+        mine = first + dist.rank
+        part: tuple[dict, int] = ({}, 0)
+        if mine < len(chunks):
+            part = _v_star_chunk(trainer, chunks[mine], cfg.run.seed * 100_003 + offsets[mine], n)
+        for rows, tokens in dist.gather(part):  # in chunk order
+            table.update(rows)
+            trainer.stage1_tokens += tokens
+            bar.update(len(rows))
+        if dist.is_main:
+            _write_json(local, table)
+    bar.close()
+    if dist.is_main:
+        shared = trainer.cache_root / "v_star" / f"{v_star_cache_key(trainer)}.json"
+        shared.parent.mkdir(parents=True, exist_ok=True)
+        _write_json(shared, table)
+    return table
+
+
+def _load_v_star_table(trainer: TinyZeroTrainer) -> tuple[dict, bool]:
+    """(the table so far, whether it is complete): the run's own or the shared cached one."""
     key = v_star_cache_key(trainer)
     shared = trainer.cache_root / "v_star" / f"{key}.json"
     local = trainer.run_dir / "v_star.json"
@@ -110,39 +149,31 @@ def build_v_star_table(trainer: TinyZeroTrainer, chunk: int = 128) -> dict[str, 
             if len(table) == len(trainer.train_problems):
                 if not local.is_file():
                     _write_json(local, table)
-                return table
-    table = json.loads(local.read_text()) if local.is_file() else {}
-    n = cfg.astarpo.num_value_samples
-    todo = [p for p in trainer.train_problems if trainer.task.describe(p) not in table]
-    bar = trainer.progress_bar(
-        total=len(trainer.train_problems), initial=len(table), desc="A*PO stage 1: V* from π_ref"
+                return table, True
+    return (json.loads(local.read_text()) if local.is_file() else {}), False
+
+
+def _v_star_chunk(trainer: TinyZeroTrainer, problems: list, seed: int, n: int) -> tuple[dict, int]:
+    """V* rows for one chunk of prompts, and the tokens generated for them."""
+    # A per-chunk seed makes an interrupted stage 1 produce the same table when resumed.
+    # On the model's device: torch.multinomial rejects a CPU generator for CUDA tensors.
+    gen = torch.Generator(device=trainer.device).manual_seed(seed)
+    # run_episodes, not trainer.rollout: count these tokens once, as stage-1 (not generated) tokens.
+    episodes = run_episodes(
+        trainer.ref,
+        trainer.tok,
+        trainer.task,
+        [p for p in problems for _ in range(n)],
+        trainer.sampling(),
+        gen,
     )
-    for start in range(0, len(todo), chunk):
-        problems = todo[start : start + chunk]
-        # A per-chunk seed makes an interrupted stage 1 produce the same table when resumed.
-        # On the model's device: torch.multinomial rejects a CPU generator for CUDA tensors.
-        gen = torch.Generator(device=trainer.device).manual_seed(cfg.run.seed * 100_003 + len(table))
-        # run_episodes, not trainer.rollout: count these tokens once, as stage-1 (not generated) tokens.
-        episodes = run_episodes(
-            trainer.ref,
-            trainer.tok,
-            trainer.task,
-            [p for p in problems for _ in range(n)],
-            trainer.sampling(),
-            gen,
-        )
-        rewards = trainer.rewards(episodes).view(len(problems), n)
-        v_star = estimate_v_star(rewards, cfg.astarpo.beta)
-        trainer.stage1_tokens += sum(e.num_action_tokens for e in episodes)
-        for i, p in enumerate(problems):
-            wins = any(e.success for e in episodes[i * n : (i + 1) * n])
-            table[trainer.task.describe(p)] = {"v": float(v_star[i]), "success": wins}
-        _write_json(local, table)
-        bar.update(len(problems))
-    bar.close()
-    shared.parent.mkdir(parents=True, exist_ok=True)
-    _write_json(shared, table)
-    return table
+    rewards = trainer.rewards(episodes).view(len(problems), n)
+    v_star = estimate_v_star(rewards, trainer.cfg.astarpo.beta)
+    rows = {}
+    for i, p in enumerate(problems):
+        wins = any(e.success for e in episodes[i * n : (i + 1) * n])
+        rows[trainer.task.describe(p)] = {"v": float(v_star[i]), "success": wins}
+    return rows, sum(e.num_action_tokens for e in episodes)
 
 
 def training_pool(trainer: TinyZeroTrainer, table: dict[str, dict]) -> list:
@@ -180,7 +211,7 @@ def regress(
 
     for _ in range(cfg.training.update_epochs - 1):
         trainer.optimize(loss_of(lp)[0])
-        lp = trajectory_logprobs(trainer.policy, batch)
+        lp = trajectory_logprobs(trainer.train_policy, batch)
     loss, entropy = loss_of(lp)
     return lp, loss, entropy
 
@@ -199,7 +230,7 @@ def step(trainer: TinyZeroTrainer) -> tuple[torch.Tensor, dict]:
     rewards = trainer.rewards(episodes)
     v_star = torch.tensor([trainer.v_star_table[trainer.task.describe(p)]["v"] for p in problems])
     batch = make_batch(trainer.tok, episodes, cfg.rollout.history, trainer.device)
-    lp = trajectory_logprobs(trainer.policy, batch)
+    lp = trajectory_logprobs(trainer.train_policy, batch)
     with torch.no_grad():
         ref = trajectory_logprobs(trainer.ref, batch)
 

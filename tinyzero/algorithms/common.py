@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import torch
 
 from tinyzero.context import pad_batch, training_sequences
+from tinyzero.distributed import token_count
 from tinyzero.models.tokenizer import CharTokenizer
 from tinyzero.models.transformer import token_logprobs_and_entropy
 from tinyzero.rollout import Episode
@@ -61,7 +62,8 @@ def trajectory_logprobs(model: torch.nn.Module, batch: Batch) -> LogProbs:
 
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    return (x * mask).sum() / mask.sum().clamp(min=1)
+    """Token-level mean; under torchrun the denominator is global (``distributed.token_count``)."""
+    return (x * mask).sum() / token_count(mask)
 
 
 def group_view(x: torch.Tensor, group_size: int) -> torch.Tensor:

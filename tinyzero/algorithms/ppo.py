@@ -64,11 +64,11 @@ def step(trainer: TinyZeroTrainer) -> tuple[torch.Tensor, dict]:
     episodes = trainer.rollout(problems, trainer.policy)
     rewards = trainer.rewards(episodes)
     batch = make_batch(trainer.tok, episodes, cfg.rollout.history, trainer.device)
-    lp = trajectory_logprobs(trainer.policy, batch)
+    lp = trajectory_logprobs(trainer.train_policy, batch)
     with torch.no_grad():
         ref = trajectory_logprobs(trainer.ref, batch)
     # The value of the state before token t is read at position t−1 (the logits that predict token t).
-    values = torch.nn.functional.pad(trainer.critic(batch.ids, batch.attn)[:, :-1], (1, 0))  # (S, T)
+    values = torch.nn.functional.pad(trainer.train_critic(batch.ids, batch.attn)[:, :-1], (1, 0))  # (S, T)
     returns = rewards.to(values)[batch.traj][:, None].expand_as(values)  # R at every token
     adv = (returns - values).detach()  # GAE with γ = λ = 1 and a terminal reward
     if cfg.ppo.whiten_advantages:

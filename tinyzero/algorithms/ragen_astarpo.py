@@ -47,7 +47,7 @@ def step(trainer: TinyZeroTrainer) -> tuple[torch.Tensor, dict]:
     episodes = trainer.rollout([p for p in problems for _ in range(k)], trainer.policy)
     rewards = trainer.rewards(episodes)  # (P·K,)
     batch = make_batch(trainer.tok, episodes, cfg.rollout.history, trainer.device)
-    lp = trajectory_logprobs(trainer.policy, batch)
+    lp = trajectory_logprobs(trainer.train_policy, batch)
     with torch.no_grad():
         ref = trajectory_logprobs(trainer.ref, batch)
 

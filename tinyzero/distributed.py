@@ -265,3 +265,15 @@ def token_count(mask: torch.Tensor) -> torch.Tensor:
     n = n.clone()
     dist.all_reduce(n)
     return n.clamp(min=1) / dist.get_world_size()
+
+
+def global_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of ``x`` over ``mask`` across all ranks, without gradient.
+
+    For batch statistics (e.g. PPO's advantage whitening): under torchrun they must be those of the
+    global batch for a data-parallel run to equal a single process. A collective when distributed.
+    """
+    stats = torch.stack([(x * mask).sum(), mask.sum().to(x.dtype)]).detach()
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        dist.all_reduce(stats)
+    return stats[0] / stats[1].clamp(min=1)

@@ -25,6 +25,7 @@ from torch import nn
 
 from tinyzero.algorithms.common import make_batch, masked_mean, trajectory_logprobs
 from tinyzero.algorithms.grpo import clipped_surrogate
+from tinyzero.distributed import global_mean
 
 if TYPE_CHECKING:
     from tinyzero.trainer import TinyZeroTrainer
@@ -52,9 +53,9 @@ def make_critic(base: nn.Module) -> Critic:
 
 
 def whiten(x: torch.Tensor, mask: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
-    """(x − mean) / (std + ε) over the masked entries; 0 outside the mask."""
-    mu = masked_mean(x, mask)
-    std = masked_mean((x - mu) ** 2, mask).sqrt()
+    """(x − mean) / (std + ε) over the masked entries of the global batch; 0 outside the mask."""
+    mu = global_mean(x, mask)
+    std = global_mean((x - mu) ** 2, mask).sqrt()
     return (x - mu) / (std + eps) * mask
 
 

@@ -5,16 +5,20 @@ Run: ``pytest tests/test_transformer.py -q`` (a few seconds; nano-sized models, 
 
 from __future__ import annotations
 
+import itertools
 import math
+import random
 
 import pytest
 import torch
 
+import tinyzero.models.transformer as transformer
 from tinyzero.models.transformer import (
     PRESETS,
     GenerationOutput,
     TransformerLM,
     generate,
+    length_buckets,
     model_config,
     token_logprobs,
     token_logprobs_and_entropy,
@@ -123,6 +127,67 @@ def test_token_logprobs_gradient_and_entropy_range():
     grads = [p.grad for p in model.parameters()]
     assert all(g is not None and torch.isfinite(g).all() for g in grads)
     assert model.tok_emb.weight.grad.abs().sum() > 0
+
+
+def _bucket_cost(buckets: list[list[int]], lengths: list[int], cost: int) -> int:
+    return sum(len(b) * max(lengths[i] for i in b) + cost for b in buckets)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_length_buckets_partition_rows_at_minimal_cost(seed):
+    """Every row exactly once, and no split of the sorted lengths into runs is cheaper (brute force)."""
+    rng = random.Random(seed)
+    lengths = [rng.randint(1, 40) for _ in range(rng.randint(1, 12))]
+    cost = rng.choice([0, 5, 30, 1000])
+    buckets = length_buckets(lengths, cost)
+    assert sorted(i for b in buckets for i in b) == list(range(len(lengths)))
+    values = sorted(set(lengths))
+    best = min(
+        sum(sum(lengths.count(v) for v in run) * max(run) + cost for run in runs)
+        for cuts in itertools.product([False, True], repeat=len(values) - 1)
+        for runs in [_runs(values, cuts)]
+    )
+    assert _bucket_cost(buckets, lengths, cost) == best
+    if cost >= 1000:
+        assert len(buckets) == 1
+
+
+def _runs(values: list[int], cuts: tuple[bool, ...]) -> list[list[int]]:
+    runs, current = [], [values[0]]
+    for v, cut in zip(values[1:], cuts, strict=True):
+        if cut:
+            runs.append(current)
+            current = []
+        current.append(v)
+    return runs + [current]
+
+
+def test_bucketed_logprobs_match_one_masked_block(monkeypatch):
+    """Right-padded rows run in length buckets give the log-probs, entropies and gradients of the
+    one-block masked path (the same rows left-padded, which is never bucketed)."""
+    seqs = make_prompts(9, 2, 40, seed=11)
+    ids, attn = right_padded(seqs)
+    width = ids.shape[1]
+    left_ids = torch.full_like(ids, PAD)
+    left_attn = torch.zeros_like(attn)
+    for i, s in enumerate(seqs):
+        left_ids[i, width - len(s) :] = torch.tensor(s)
+        left_attn[i, width - len(s) :] = True
+    monkeypatch.setitem(transformer.BUCKET_COST_TOKENS, "cpu", 1)  # force one bucket per length
+    assert len(length_buckets(attn.sum(1).tolist(), 1)) > 3
+    results = []
+    for x, a in ((ids, attn), (left_ids, left_attn)):
+        model = make_model(spread=1.0)
+        logp, ent = token_logprobs_and_entropy(model, x, a)
+        (logp.sum() + 0.3 * ent.sum()).backward()
+        results.append((logp, ent, [p.grad for p in model.parameters()]))
+    (lp_b, ent_b, grads_b), (lp_m, ent_m, grads_m) = results
+    for i, s in enumerate(seqs):  # same values, shifted by each row's left padding
+        torch.testing.assert_close(lp_b[i, : len(s)], lp_m[i, width - len(s) :], atol=1e-5, rtol=0)
+        torch.testing.assert_close(ent_b[i, : len(s)], ent_m[i, width - len(s) :], atol=1e-5, rtol=0)
+        assert (lp_b[i, len(s) :] == 0).all() and (ent_b[i, len(s) :] == 0).all()
+    for gb, gm in zip(grads_b, grads_m, strict=True):
+        torch.testing.assert_close(gb, gm, atol=1e-4, rtol=1e-4)
 
 
 # ---------------------------------------------------------------------------------------------- generate

@@ -19,6 +19,7 @@ are derived from the mask either way.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import dataclass
 
 import torch
@@ -271,33 +272,117 @@ class TransformerLM(nn.Module):
 # Log-probs of given sequences (differentiable: the RL losses are built on these)
 
 
+# Per-bucket overhead of the bucketed log-prob pass, in padded tokens: one more forward+backward costs
+# a few hundred op dispatches (~5-10 ms on CPU, about what ~100-500 tokens of the tiny/small presets
+# cost) and smaller matmuls run a little slower. On accelerators a call costs far more tokens'
+# worth, so padding is cheaper than an extra bucket there (a guess: not measured on GPU).
+BUCKET_COST_TOKENS = {"cpu": 512}
+BUCKET_COST_TOKENS_OTHER = 1 << 15
+
+
+def length_buckets(lengths: list[int], cost: int) -> list[list[int]]:
+    """Row indices grouped into buckets minimising Σ rows·(longest row) + cost·(number of buckets).
+
+    Exact dynamic programme over the distinct lengths (sorted, so a bucket is a run of consecutive
+    lengths); a few hundred distinct lengths at most, so plain Python is fast enough.
+    """
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    hist = Counter(lengths)
+    values = sorted(hist)
+    count = [0] * (len(values) + 1)  # count[j] = rows with one of the j shortest lengths
+    for j, v in enumerate(values):
+        count[j + 1] = count[j] + hist[v]
+    best = [0] * (len(values) + 1)  # best[j]: cheapest split of the rows with the j shortest lengths
+    cut = [0] * (len(values) + 1)
+    for j in range(1, len(values) + 1):
+        best[j], cut[j] = min((best[i] + (count[j] - count[i]) * values[j - 1] + cost, i) for i in range(j))
+    buckets, j = [], len(values)
+    while j > 0:
+        buckets.append(order[count[cut[j]] : count[j]])
+        j = cut[j]
+    return buckets[::-1]
+
+
+def _right_padded(valid: Tensor) -> bool:
+    """True when every row's real tokens form a prefix (right padding, or none)."""
+    return bool((valid[:, 1:] <= valid[:, :-1]).all())
+
+
+def _logprob_terms(
+    model: nn.Module, input_ids: Tensor, valid: Tensor, entropy: bool, causal_only: bool
+) -> tuple[Tensor, Tensor | None]:
+    """log p(x_t | x_<t) and (optionally) the entropy for one (B, T) block: both (B, T), zeros as documented.
+
+    ``causal_only``: the block is right-padded, so real tokens never see padding under a plain causal
+    mask, and positions are 0..T-1; the model then runs without a mask (SDPA's causal fast path, no
+    (B, 1, T, T) mask built). Padding rows see earlier padding, but their outputs are zeroed below.
+    """
+    logits = model(input_ids, attention_mask=None if causal_only else valid)[:, :-1]  # (B, T-1, V)
+    keep = valid[:, 1:] & valid[:, :-1]  # (B, T-1)
+    # One log-softmax serves both terms: log p of the target is a gather of it, and the entropy is
+    # -Σ p·log p with p = exp(log-softmax); no second softmax or logsumexp over the vocabulary.
+    logsm = torch.log_softmax(logits, dim=-1)  # (B, T-1, V)
+    logp = F.pad(logsm.gather(-1, input_ids[:, 1:, None]).squeeze(-1) * keep, (1, 0))  # (B, T)
+    if not entropy:
+        return logp, None
+    ent = -(logsm.exp() * logsm).sum(-1)  # (B, T-1)
+    return logp, F.pad(ent * keep, (1, 0))
+
+
+def _sequence_logprobs(
+    model: nn.Module, input_ids: Tensor, attention_mask: Tensor, entropy: bool
+) -> tuple[Tensor, Tensor | None]:
+    """The shared body of ``token_logprobs[_and_entropy]``: bucket right-padded rows by length.
+
+    RL batches mix short and long sequences (FrozenLake episodes of 26-205 tokens), so padding
+    everything to the longest row wastes about half the matmul work. Right-padded rows are sorted into
+    length buckets (``length_buckets``), each trimmed to its own longest row and run separately; the
+    results go back in the original row order. Left-padded batches take the one-block masked path.
+    """
+    valid = attention_mask.bool()
+    B, T = input_ids.shape
+    if B == 0 or T < 2 or not _right_padded(valid):
+        return _logprob_terms(model, input_ids, valid, entropy, causal_only=False)
+    lengths = valid.sum(1).tolist()
+    cost = BUCKET_COST_TOKENS.get(input_ids.device.type, BUCKET_COST_TOKENS_OTHER)
+    buckets = length_buckets(lengths, cost)
+    if len(buckets) == 1:
+        width = max(max(lengths), 1)
+        logp, ent = _logprob_terms(model, input_ids[:, :width], valid[:, :width], entropy, causal_only=True)
+        return F.pad(logp, (0, T - width)), None if ent is None else F.pad(ent, (0, T - width))
+    parts_lp, parts_ent, rows = [], [], []
+    for bucket in buckets:
+        idx = torch.tensor(bucket, device=input_ids.device)
+        width = max(max(lengths[i] for i in bucket), 1)
+        lp, ent = _logprob_terms(model, input_ids[idx, :width], valid[idx, :width], entropy, causal_only=True)
+        parts_lp.append(F.pad(lp, (0, T - width)))
+        if ent is not None:
+            parts_ent.append(F.pad(ent, (0, T - width)))
+        rows.append(idx)
+    inverse = torch.empty(B, dtype=torch.long, device=input_ids.device)
+    inverse[torch.cat(rows)] = torch.arange(B, device=input_ids.device)
+    logp = torch.cat(parts_lp).index_select(0, inverse)  # back to the caller's row order
+    return logp, torch.cat(parts_ent).index_select(0, inverse) if entropy else None
+
+
 def token_logprobs_and_entropy(
     model: nn.Module, input_ids: Tensor, attention_mask: Tensor
 ) -> tuple[Tensor, Tensor]:
     """(B, T) ids → log p(x_t | x_<t) (B, T) and the entropy of the distribution that predicts x_t (B, T).
 
     Column 0, padding tokens and a sequence's first real token (nothing real before it) get 0 in
-    both. Works for left- or right-padded batches (positions come from ``attention_mask``). The
-    full (B, T, V) log-softmax is never materialized: logsumexp + gather for log-probs, and
-    H = lse - Σ softmax·logits for the entropy.
+    both. Works for left- or right-padded batches (positions come from ``attention_mask``);
+    right-padded batches are run in length buckets (see ``_sequence_logprobs``; bench/train_step.py
+    measures the gain). One log-softmax per position serves both outputs.
     """
-    valid = attention_mask.bool()
-    logits = model(input_ids, attention_mask=valid)[:, :-1]  # (B, T-1, V): position t-1 predicts t
-    lse = torch.logsumexp(logits, dim=-1)  # (B, T-1)
-    target = logits.gather(-1, input_ids[:, 1:, None]).squeeze(-1)  # (B, T-1)
-    entropy = lse - (torch.softmax(logits, dim=-1) * logits).sum(-1)  # (B, T-1)
-    keep = valid[:, 1:] & valid[:, :-1]  # (B, T-1)
-    logp = F.pad((target - lse) * keep, (1, 0))  # (B, T)
-    return logp, F.pad(entropy * keep, (1, 0))
+    logp, ent = _sequence_logprobs(model, input_ids, attention_mask, entropy=True)
+    assert ent is not None
+    return logp, ent
 
 
 def token_logprobs(model: nn.Module, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
     """(B, T) ids → (B, T) log p(x_t | x_<t); see ``token_logprobs_and_entropy`` for the zeros."""
-    valid = attention_mask.bool()
-    logits = model(input_ids, attention_mask=valid)[:, :-1]  # (B, T-1, V)
-    target = logits.gather(-1, input_ids[:, 1:, None]).squeeze(-1)  # (B, T-1)
-    logp = (target - torch.logsumexp(logits, dim=-1)) * (valid[:, 1:] & valid[:, :-1])  # (B, T-1)
-    return F.pad(logp, (1, 0))  # (B, T)
+    return _sequence_logprobs(model, input_ids, attention_mask, entropy=False)[0]
 
 
 # ----------------------------------------------------------------------------------------------

@@ -1,0 +1,44 @@
+"""Smoke test of bench/train_step.py --quick: it runs end to end and writes every figure it promises.
+
+No timing assertions (the machine is shared); only that the figures exist and are positive.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_train_step_bench_quick_writes_positive_figures(tmp_path):
+    out = tmp_path / "train_step_quick.json"
+    # One thread and 4 trajectories keep it ~10 s even on a busy machine (figures are not checked).
+    cmd = [sys.executable, str(ROOT / "bench" / "train_step.py"), "--quick", "--presets", "tiny"]
+    cmd += ["--trajectories", "4", "--threads", "1"]
+    proc = subprocess.run([*cmd, "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert "speed-up" in proc.stdout or "timing ours only" in proc.stdout
+    res = json.loads(out.read_text())
+    assert res["peak_gflops"] > 0 and res["config"]["quick"] is True
+    entry = res["presets"]["tiny"]["workloads"]["frozenlake_episode"]
+    assert entry["real_tokens"] > 0 and entry["padded_tokens"] >= entry["real_tokens"]
+    systems = ["ours"] + (["baseline"] if res["config"]["baseline_rev"] else [])
+    for name in systems:
+        figures = entry[name]
+        for key in (
+            "fwd_bwd_s",
+            "tok_s_real",
+            "tok_s_padded",
+            "gflops_useful",
+            "frac_of_peak",
+            "optimizer_s",
+        ):
+            assert figures[key] > 0, (name, key)
+        assert figures["tok_s_padded"] >= figures["tok_s_real"]
+    if "baseline" in systems:
+        assert entry["speedup_vs_baseline"] > 0
+        agreement = entry["agreement_vs_ours"]["baseline"]
+        assert agreement["loss_abs_diff"] <= 1e-4 * max(1.0, abs(agreement["loss"]))

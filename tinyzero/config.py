@@ -118,6 +118,7 @@ class TrainingConfig:
     eval_problems: int = 200  # held-out problems per evaluation
     checkpoint_every: int = 50  # iterations between checkpoints
     keep_last: int = 3  # checkpoints kept on disk
+    max_bad_steps: int = 5  # stop after this many consecutive skipped (NaN/inf) steps; 0 = never stop
 
 
 @dataclass
@@ -322,6 +323,7 @@ def validate(cfg: Config) -> None:
     _check(cfg.training.eval_every >= 0, "training.eval_every", cfg.training.eval_every, ">= 0")
     _check(cfg.training.entropy_coef >= 0, "training.entropy_coef", cfg.training.entropy_coef, ">= 0")
     _check(cfg.run.threads >= 0, "run.threads", cfg.run.threads, ">= 0")
+    _check(cfg.training.max_bad_steps >= 0, "training.max_bad_steps", cfg.training.max_bad_steps, ">= 0")
     _check(
         cfg.num_completions >= 2 or cfg.algorithm.name in ("astarpo", "ppo"),
         "num_completions",

@@ -15,6 +15,10 @@ class UserError(Exception):
     """A mistake the user can fix (bad config, missing file, corrupt checkpoint)."""
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C handled cleanly (e.g. a checkpoint was saved first); the message says what was kept."""
+
+
 def run_cli(main: Callable[[], int | None]) -> None:
     """Run ``main`` and turn UserError into ``error: ...`` on stderr with exit code 2."""
     try:
@@ -22,7 +26,7 @@ def run_cli(main: Callable[[], int | None]) -> None:
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+    except KeyboardInterrupt as e:  # 130 = 128 + SIGINT, the shell's convention for Ctrl-C
+        print(f"interrupted: {e}" if str(e) else "interrupted", file=sys.stderr)
         sys.exit(130)
     sys.exit(code or 0)

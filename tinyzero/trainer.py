@@ -11,6 +11,7 @@ import copy
 import dataclasses
 import json
 import random
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,10 +22,11 @@ import torch
 from tqdm.auto import tqdm
 
 from tinyzero.algorithms import astarpo, grpo, ppo, ragen_astarpo
-from tinyzero.checkpoint import load_checkpoint, save_checkpoint
+from tinyzero.checkpoint import find_resumable, load_checkpoint, save_checkpoint
 from tinyzero.config import Config, save_config, to_yaml
 from tinyzero.environments import make_task
 from tinyzero.errors import UserError
+from tinyzero.guards import Interrupted, StopOnInterrupt, TrainingDiverged, check_finite, memory_metrics
 from tinyzero.metrics import MetricsLogger, mean
 from tinyzero.models.io import load_model_dir
 from tinyzero.pretrain import ensure_base_model
@@ -101,6 +103,8 @@ class TinyZeroTrainer:
         self.elapsed = 0.0
         self.generated_tokens = 0
         self.stage1_tokens = 0
+        self.bad_steps = 0  # consecutive skipped (non-finite) optimizer steps
+        self.skipped_steps = 0  # all skipped steps of the run
         if resume:
             self._resume()
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -156,15 +160,31 @@ class TinyZeroTrainer:
         """One AdamW step with global-norm clipping; a non-finite loss or gradient skips the step."""
         self.optimizer.zero_grad(set_to_none=True)
         if not torch.isfinite(loss):
-            return float("nan")
+            return self._skip_step("loss", loss)
         loss.backward()
         params = [p for g in self.optimizer.param_groups for p in g["params"]]
         norm = torch.nn.utils.clip_grad_norm_(params, self.cfg.training.grad_clip)
         if not torch.isfinite(norm):
             self.optimizer.zero_grad(set_to_none=True)
-            return float("nan")
+            return self._skip_step("gradient norm", norm)
         self.optimizer.step()
+        self.bad_steps = 0
         return float(norm)
+
+    def _skip_step(self, what: str, value: torch.Tensor) -> float:
+        """Count a skipped step, say so in one line, stop after ``training.max_bad_steps`` in a row."""
+        self.bad_steps += 1
+        self.skipped_steps += 1
+        limit = self.cfg.training.max_bad_steps
+        where = f"iteration {self.iteration + 1}: {what} is {float(value.detach())}"
+        if limit and self.bad_steps >= limit:
+            raise TrainingDiverged(
+                f"{where}, {self.bad_steps} non-finite steps in a row (training.max_bad_steps={limit}): "
+                f"the run stopped without saving; lower training.lr or check compute_reward for NaN/inf, "
+                f"then --resume from the last checkpoint"
+            )
+        tqdm.write(f"warning: {where}; step skipped ({self.bad_steps} in a row)", file=sys.stderr)
+        return float("nan")
 
     @torch.no_grad()
     def evaluate(self, problems: list | None = None) -> dict:
@@ -206,6 +226,9 @@ class TinyZeroTrainer:
             total=cfg.training.total_iterations, initial=self.iteration, desc=f"{cfg.algorithm.name}"
         )
         last_eval: dict = {}
+        saved: Path | None = None
+        stop = StopOnInterrupt("finishing this iteration, then saving a checkpoint; Ctrl-C again to stop now")
+        stop.__enter__()  # not a `with`: keeps the loop's indentation (and other branches' diffs) unchanged
         try:
             while self.iteration < cfg.training.total_iterations:
                 start, tokens_before = time.perf_counter(), self.generated_tokens + self.stage1_tokens
@@ -223,6 +246,8 @@ class TinyZeroTrainer:
                     "elapsed_s": self.elapsed,
                     "tokens_per_s": new_tokens / max(seconds, 1e-9),
                     "generated_tokens": self.generated_tokens + self.stage1_tokens,
+                    "skipped_steps": self.skipped_steps,
+                    **memory_metrics(self.device),
                     **metrics,
                 }
                 every = cfg.training.eval_every
@@ -241,8 +266,13 @@ class TinyZeroTrainer:
                     self.iteration % cfg.training.checkpoint_every == 0
                     or self.iteration == cfg.training.total_iterations
                 ):
-                    self.save()
+                    saved = self.save()
+                if stop.requested:  # Ctrl-C: the iteration is complete, so its state is worth keeping
+                    if saved is None or saved.name != f"iter_{self.iteration:06d}":
+                        saved = self.save()
+                    raise Interrupted(f"saved checkpoint {saved.name}; continue with --resume")
         finally:
+            stop.__exit__()
             bar.close()
             logger.close()
         if not last_eval:  # nothing left to train (--resume of a finished run): still report held-out figures
@@ -256,6 +286,8 @@ class TinyZeroTrainer:
             "base/pass@1": self.base_report.get("pass@1"),
             "elapsed_s": round(self.elapsed, 1),
             "generated_tokens": self.generated_tokens + self.stage1_tokens,
+            "skipped_steps": self.skipped_steps,
+            **{k: v for k, v in memory_metrics(self.device).items() if "peak" in k},
             **last_eval,
         }
         (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
@@ -263,11 +295,13 @@ class TinyZeroTrainer:
 
     # ------------------------------------------------------------------ checkpoints
     def save(self) -> Path:
+        check_finite([self.policy, self.critic], f"checkpoint at iteration {self.iteration}")
         state = {
             "rng_torch": self.gen.get_state().tolist(),
             "elapsed": self.elapsed,
             "generated_tokens": self.generated_tokens,
             "stage1_tokens": self.stage1_tokens,
+            "skipped_steps": self.skipped_steps,
             "config_yaml": to_yaml(self.cfg),
             "task": self.cfg.task.name,
             "base_key": self.base_key,
@@ -289,9 +323,15 @@ class TinyZeroTrainer:
         )
 
     def _resume(self) -> None:
-        if not (self.ckpt_root / "latest").is_file():
+        if not any(self.ckpt_root.glob("iter_*")):
             raise UserError(f"--resume: no checkpoint in '{self.ckpt_root}' (start without --resume)")
-        ckpt = load_checkpoint(self.ckpt_root, self.device)
+        path = find_resumable(self.ckpt_root)  # the newest that passes its checksums; reports the others
+        if path is None:
+            raise UserError(
+                f"--resume: no intact checkpoint in '{self.ckpt_root}' (each failure is listed above); "
+                f"start again under another run.name"
+            )
+        ckpt = load_checkpoint(path, self.device)
         state = ckpt["state"]
         if state.get("task") != self.cfg.task.name:
             raise UserError(
@@ -306,3 +346,4 @@ class TinyZeroTrainer:
         self.elapsed = float(state["elapsed"])
         self.generated_tokens = int(state["generated_tokens"])
         self.stage1_tokens = int(state["stage1_tokens"])
+        self.skipped_steps = int(state.get("skipped_steps", 0))

@@ -41,6 +41,8 @@ def main() -> int:
         cfg, reward_fn=compute_reward, resume=args.resume, progress=not args.no_progress
     )
     print(format_report(trainer.base_report))
+    if trainer.resumed_from is not None:
+        print(f"resuming from {trainer.resumed_from} (iteration {trainer.iteration})")
     summary = trainer.train()
     base, final = summary["base/greedy_success"], summary.get("eval/greedy_success")
     print(

@@ -29,7 +29,7 @@ from tinyzero.errors import UserError
 from tinyzero.guards import Interrupted, StopOnInterrupt, TrainingDiverged, check_finite, memory_metrics
 from tinyzero.metrics import MetricsLogger, mean
 from tinyzero.models.io import load_model_dir
-from tinyzero.pretrain import ensure_base_model
+from tinyzero.pretrain import check_lengths, ensure_base_model
 from tinyzero.rollout import Episode, SamplingSettings, run_episodes
 
 StepFn = Callable[["TinyZeroTrainer"], tuple[torch.Tensor, dict]]
@@ -84,6 +84,7 @@ class TinyZeroTrainer:
         self.base_key = base_dir.name
         self.base_report = json.loads((base_dir / "report.json").read_text())
         self.ref, self.tok = load_model_dir(base_dir, self.device)
+        check_lengths(cfg, self.task, self.tok)  # rollout settings may differ from the base model's
         self.ref.eval().requires_grad_(False)  # π_ref is frozen: the anchor of every KL and of V*
         self.policy = copy.deepcopy(self.ref).requires_grad_(True)
         self.policy.train()
@@ -105,6 +106,7 @@ class TinyZeroTrainer:
         self.stage1_tokens = 0
         self.bad_steps = 0  # consecutive skipped (non-finite) optimizer steps
         self.skipped_steps = 0  # all skipped steps of the run
+        self.resumed_from: Path | None = None  # the checkpoint --resume continued from
         if resume:
             self._resume()
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -332,6 +334,7 @@ class TinyZeroTrainer:
                 f"start again under another run.name"
             )
         ckpt = load_checkpoint(path, self.device)
+        self.resumed_from = path
         state = ckpt["state"]
         if state.get("task") != self.cfg.task.name:
             raise UserError(

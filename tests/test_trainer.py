@@ -21,7 +21,6 @@ from tinyzero.algorithms.grpo import clipped_surrogate, group_advantages
 from tinyzero.checkpoint import load_checkpoint
 from tinyzero.config import load_config
 from tinyzero.errors import UserError
-from tinyzero.pretrain import ensure_base_model
 from tinyzero.trainer import TinyZeroTrainer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,13 +40,7 @@ EXPECTED_KEYS = {
 }
 
 
-@pytest.fixture(scope="session")
-def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The smoke base model, pre-trained once for the whole session (V* tables land beside it)."""
-    torch.set_num_threads(1)  # tiny matrices: one thread is fastest, and immune to a busy machine
-    root = tmp_path_factory.mktemp("tinyzero_cache") / "base_models"
-    ensure_base_model(config(root, root.parent / "runs"), "cpu", progress=False)
-    return root
+# cache_dir (the smoke base model, built once per session) comes from tests/conftest.py
 
 
 def config(cache: Path, out_dir: Path, *overrides: str):

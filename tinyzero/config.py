@@ -330,6 +330,8 @@ def validate(cfg: Config) -> None:
         "training.grad_clip": cfg.training.grad_clip,
     }.items():
         _check(value > 0, key, value, "a value > 0")
+    for key, value in {"pretrain.lr": cfg.pretrain.lr, "training.lr": cfg.training.lr}.items():
+        _check(value <= 10.0, key, value, "at most 10 (AdamW steps move each weight by about lr)")
     _check(0.0 < cfg.rollout.top_p <= 1.0, "rollout.top_p", cfg.rollout.top_p, "0 < top_p <= 1")
     _check(cfg.rollout.history >= -1, "rollout.history", cfg.rollout.history, "-1 (all) or >= 0")
     _check(

@@ -208,6 +208,7 @@ def ensure_base_model(cfg: Config, device: str = "cpu", progress: bool = True) -
     out = base_model_dir(cfg)
     if (out / "report.json").is_file():
         return out
+    out.parent.mkdir(parents=True, exist_ok=True)  # an unwritable cache fails now, not after training
     tmp = out.with_name(f"{out.name}.tmp{uuid.uuid4().hex[:8]}")  # never touches the seeded RNGs
     try:
         report = pretrain(cfg, tmp, device=device, progress=progress)

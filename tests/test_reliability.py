@@ -23,11 +23,17 @@ from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from tinyzero.algorithms.astarpo import estimate_v_star
 from tinyzero.checkpoint import find_resumable, load_checkpoint, save_checkpoint, verify_checkpoint
 from tinyzero.config import load_config
 from tinyzero.errors import Interrupted, UserError, run_cli
 from tinyzero.guards import TrainingDiverged, peak_rss_mb, rss_mb
+from tinyzero.models.io import build_model
+from tinyzero.models.tokenizer import CharTokenizer
+from tinyzero.models.transformer import generate, token_logprobs_and_entropy
 from tinyzero.trainer import TinyZeroTrainer, default_reward
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -446,6 +452,42 @@ def test_non_finite_weights_are_never_checkpointed(cache_dir: Path, tmp_path: Pa
         tr.save()
     assert "no checkpoint was written" in str(exc.value) and "\n" not in str(exc.value)
     assert sorted(p.name for p in tr.ckpt_root.iterdir()) == ["iter_000001", "latest"]
+
+
+@settings(max_examples=150, deadline=None, derandomize=True)
+@given(
+    st.lists(st.floats(-1e6, 1e6), min_size=1, max_size=64).flatmap(
+        lambda r: st.tuples(st.just(r), st.lists(st.floats(-1e5, 1e5), min_size=len(r), max_size=len(r)))
+    ),
+    st.floats(1e-8, 1e8),
+)
+def test_v_star_and_importance_weights_stay_finite(
+    case: tuple[list[float], list[float]], beta: float
+) -> None:
+    """Extreme β, rewards of ±1e6 and log importance weights of ±1e5 nats (what log π_ref − log π_θ of a
+    long sequence can reach): V* stays finite and inside [min r, max r], a soft max of the rewards."""
+    rewards, log_w = (torch.tensor(x, dtype=torch.float32) for x in case)
+    for weights in (None, log_w):
+        v = float(estimate_v_star(rewards, beta, weights))
+        lo, hi = float(rewards.min()), float(rewards.max())
+        assert math.isfinite(v) and lo - 1e-3 * (1 + abs(lo)) <= v <= hi + 1e-3 * (1 + abs(hi))
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e3, 1e5])
+def test_log_probs_stay_finite_for_long_sequences_and_extreme_logits(scale: float) -> None:
+    """A model whose output head is scaled up (near-deterministic, logits ~1e5) over a full 512-token
+    context: token log-probs, their sequence sums, entropies and sampled log-probs are all finite."""
+    torch.manual_seed(0)
+    tok = CharTokenizer()
+    model = build_model("nano", tok.vocab_size, 512).eval()
+    with torch.no_grad():
+        model.lm_head.weight.mul_(scale)
+    ids = torch.randint(4, tok.vocab_size, (2, 512))
+    logp, entropy = token_logprobs_and_entropy(model, ids, torch.ones_like(ids, dtype=torch.bool))
+    assert torch.isfinite(logp).all() and torch.isfinite(logp.sum(-1)).all()
+    assert torch.isfinite(entropy).all() and (entropy >= -1e-3).all()
+    out = generate(model, [[tok.bos_id]] * 4, 256, eos_id=-1, pad_id=tok.pad_id, generator=torch.Generator())
+    assert out.tokens.shape == (4, 256) and torch.isfinite(out.logprobs).all()
 
 
 # ----------------------------------------------------------------------------- memory

@@ -165,7 +165,8 @@ def test_sigkill_at_every_write_point_then_resume_gives_identical_weights(
     cache_dir: Path, tmp_path: Path
 ) -> None:
     """Kills inside checkpoint and log writes, a corrupted checkpoint, a random-time kill: the resumed run
-    ends bit-identical to an uninterrupted one and its log has every iteration exactly once."""
+    ends bit-identical to an uninterrupted one and its log has every iteration exactly once. (The other
+    crash points, `mid_weights`, `pruning` and `optimizer`, are exercised by the soak.)"""
     settings = ("run.name=chain", "training.total_iterations=8", "training.keep_last=2")
     straight = trainer(cache_dir, tmp_path / "straight", *settings)
     straight.train()
@@ -183,13 +184,12 @@ def test_sigkill_at_every_write_point_then_resume_gives_identical_weights(
         and "falling back to iter_000003" in err
     )
     assert len([ln for ln in err.splitlines() if "warning:" in ln]) == 1
-    run.run("pruning", 1)  # dies half-way through deleting the oldest checkpoint
     proc, _, _ = run.run(kill_after=random.Random(0).uniform(0.0, 0.3))  # a random moment
     proc, out, err = run.run()
     assert proc.returncode == 0, err
     assert "done: ragen on frozenlake, 8 iterations" in out
 
-    assert sum(run.kills.values()) >= 4 and max(run.lost) <= 1  # checkpoint_every=1: at most one iteration
+    assert sum(run.kills.values()) >= 3 and max(run.lost) <= 1  # checkpoint_every=1: at most one iteration
     assert_same_weights(straight.policy.state_dict(), run.final_weights())
     a, b = logged(straight.run_dir), logged(run.run_dir)
     assert [m["iteration"] for m in b] == list(range(9))  # every iteration once, torn line dropped
@@ -494,7 +494,7 @@ def test_log_probs_stay_finite_for_long_sequences_and_extreme_logits(scale: floa
 
 
 def test_memory_is_reported_and_does_not_grow(cache_dir: Path, tmp_path: Path) -> None:
-    """50 iterations of the smoke config in this process: RSS after iteration 50 ≈ after iteration 5."""
+    """50 iterations of a pared-down smoke config in this process: RSS after iteration 50 ≈ after 5."""
     assert rss_mb() is not None and peak_rss_mb() is not None
     tr = trainer(
         cache_dir,
@@ -502,6 +502,10 @@ def test_memory_is_reported_and_does_not_grow(cache_dir: Path, tmp_path: Path) -
         "training.total_iterations=50",
         "training.checkpoint_every=25",
         "training.eval_every=0",
+        "training.eval_problems=4",
+        "astarpo.num_trajectories=4",
+        "num_completions=2",
+        "task.max_turns=4",
     )
     summary = tr.train()
     lines = {m["iteration"]: m for m in logged(tr.run_dir)}

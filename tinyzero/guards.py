@@ -107,7 +107,10 @@ def memory_metrics(device: torch.device) -> dict[str, float]:
     """The per-iteration memory figures: ``memory/rss_mb``, ``memory/peak_rss_mb``, on CUDA
     ``memory/cuda_peak_mb`` (peak allocated by torch since the run started)."""
     out: dict[str, float] = {}
-    for key, value in (("memory/rss_mb", rss_mb()), ("memory/peak_rss_mb", peak_rss_mb())):
+    rss, peak = rss_mb(), peak_rss_mb()
+    if peak is not None and rss is not None:
+        peak = max(peak, rss)  # the kernel updates its high-water mark lazily: never report peak < now
+    for key, value in (("memory/rss_mb", rss), ("memory/peak_rss_mb", peak)):
         if value is not None:
             out[key] = round(value, 1)
     if device.type == "cuda":

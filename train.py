@@ -43,6 +43,8 @@ def main() -> int:
     )
     if trainer.dist.is_main:  # under torchrun only rank 0 reports
         print(format_report(trainer.base_report))
+        if trainer.resumed_from is not None:
+            print(f"resuming from {trainer.resumed_from} (iteration {trainer.iteration})")
     summary = trainer.train()
     if not trainer.dist.is_main:
         return 0

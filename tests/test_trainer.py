@@ -21,7 +21,6 @@ from tinyzero.algorithms.grpo import clipped_surrogate, group_advantages
 from tinyzero.checkpoint import load_checkpoint
 from tinyzero.config import load_config
 from tinyzero.errors import UserError
-from tinyzero.pretrain import ensure_base_model
 from tinyzero.trainer import TinyZeroTrainer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,13 +40,7 @@ EXPECTED_KEYS = {
 }
 
 
-@pytest.fixture(scope="session")
-def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The smoke base model, pre-trained once for the whole session (V* tables land beside it)."""
-    torch.set_num_threads(1)  # tiny matrices: one thread is fastest, and immune to a busy machine
-    root = tmp_path_factory.mktemp("tinyzero_cache") / "base_models"
-    ensure_base_model(config(root, root.parent / "runs"), "cpu", progress=False)
-    return root
+# cache_dir (the smoke base model, built once per session) comes from tests/conftest.py
 
 
 def config(cache: Path, out_dir: Path, *overrides: str):
@@ -299,11 +292,16 @@ def test_astarpo_stage1_is_cached_and_counted_once(cache_dir: Path, tmp_path: Pa
 
 @pytest.mark.parametrize("algorithm", ["ragen", "astarpo", "ppo"])
 def test_resume_gives_identical_weights(cache_dir: Path, tmp_path: Path, algorithm: str) -> None:
+    # Both runs pay A*PO's stage 1 themselves (a table cached by an earlier run would make the
+    # token counts depend on test order).
+    shared_v_star = cache_dir.parent / "v_star"
+    shutil.rmtree(shared_v_star, ignore_errors=True)
     straight = trainer(
         cache_dir, tmp_path, f"algorithm.name={algorithm}", "run.name=a", "training.total_iterations=4"
     )
     straight.train()
 
+    shutil.rmtree(shared_v_star, ignore_errors=True)
     trainer(
         cache_dir, tmp_path, f"algorithm.name={algorithm}", "run.name=b", "training.total_iterations=2"
     ).train()

@@ -5,32 +5,133 @@ Layout under ``runs/<name>/checkpoints/``::
     iter_000050/  model.safetensors model.json tokenizer.json   (a loadable model directory)
                   extra.safetensors                              (algorithm state, e.g. PPO's critic)
                   optimizer.pt state.json
+                  manifest.json                                  (sha256 + size of every file above)
     latest        text file naming the newest complete checkpoint
 
-Why this shape: a checkpoint is written into a temporary directory and renamed into place (rename
-is atomic), and ``latest`` is replaced atomically afterwards, so a crash at any moment leaves the
-previous checkpoint intact and ``latest`` always names a complete one.
+Why this shape: a checkpoint is written into a temporary directory, its files are fsynced, the
+manifest is written last, and the directory is renamed into place (rename is atomic); ``latest`` is
+replaced atomically afterwards. So a crash (SIGKILL, power loss) at any moment leaves every earlier
+checkpoint intact, and a checkpoint damaged later (truncated copy, bit rot) fails its checksum:
+``find_resumable`` then reports it in one line and falls back to the newest one that verifies.
+A failed write (disk full) removes the temporary directory and leaves the previous checkpoints as
+they were. docs/reliability.md lists what is tested.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from tinyzero.errors import UserError
 from tinyzero.models.io import load_model_dir, save_model_dir
+
+MANIFEST = "manifest.json"
+MANIFEST_FORMAT = 1
+
+
+class CheckpointWriteError(UserError):
+    """Writing a checkpoint failed (disk full, quota, permissions); the earlier checkpoints are intact."""
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
+
+
+def _fsync_dir(path: Path) -> None:
+    """Make a rename inside ``path`` durable (a no-op where directories cannot be opened, e.g. Windows)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _digest(path: Path, fsync: bool = False) -> dict:
+    """sha256 and size of one file; ``fsync`` also flushes it to disk (one pass over the bytes)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+        if fsync:
+            os.fsync(f.fileno())
+    return {"sha256": h.hexdigest(), "bytes": path.stat().st_size}
+
+
+def write_manifest(directory: Path) -> None:
+    """Checksum every file of ``directory`` into manifest.json, written last (its presence = complete)."""
+    files = {p.name: _digest(p, fsync=True) for p in sorted(directory.iterdir()) if p.name != MANIFEST}
+    text = json.dumps({"format": MANIFEST_FORMAT, "algorithm": "sha256", "files": files}, indent=1)
+    with open(directory / MANIFEST, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    _fsync_dir(directory)
+
+
+def verify_checkpoint(path: Path) -> None:
+    """Raise UserError (one line) unless every file listed in the manifest is present and intact."""
+    manifest = path / MANIFEST
+    if not manifest.is_file():
+        raise UserError(f"checkpoint '{path}' is incomplete: {MANIFEST} is missing")
+    try:
+        files = json.loads(manifest.read_text())["files"]
+        expected = {str(name): (str(d["sha256"]), int(d["bytes"])) for name, d in files.items()}
+    except Exception:  # noqa: BLE001 - any damage to the manifest means "cannot be trusted"
+        raise UserError(f"checkpoint '{path}' is corrupt: {MANIFEST} is unreadable") from None
+    for name, (sha, size) in expected.items():
+        f = path / name
+        if not f.is_file():
+            raise UserError(f"checkpoint '{path}' is incomplete: {name} is missing")
+        if f.stat().st_size != size:
+            raise UserError(
+                f"checkpoint '{path}' is corrupt: {name} has {f.stat().st_size} bytes, expected {size} "
+                f"(truncated or overwritten)"
+            )
+        if _digest(f)["sha256"] != sha:
+            raise UserError(f"checkpoint '{path}' is corrupt: {name} fails its sha256 checksum")
+
+
+def _iteration_of(path: Path) -> int:
+    return int(path.name.removeprefix("iter_"))
+
+
+def find_resumable(ckpt_root: Path, report: Any = None) -> Path | None:
+    """The newest checkpoint under ``ckpt_root`` whose files verify, or None if none does.
+
+    Newest by iteration, not by the ``latest`` pointer: a crash between renaming a finished checkpoint
+    into place and updating ``latest`` leaves a complete checkpoint that the pointer does not name yet.
+    Each checkpoint that fails is reported in one line (``report``, default stderr) before falling back.
+    """
+    report = report or (lambda line: print(line, file=sys.stderr))
+    candidates = sorted(
+        (p for p in ckpt_root.glob("iter_*") if p.is_dir() and p.name[5:].isdigit()),
+        key=_iteration_of,
+        reverse=True,
+    )
+    for i, path in enumerate(candidates):
+        try:
+            verify_checkpoint(path)
+            return path
+        except UserError as e:
+            after = f"falling back to {candidates[i + 1].name}" if i + 1 < len(candidates) else "none left"
+            report(f"warning: {e}; {after}")
+    return None
 
 
 def save_checkpoint(
@@ -43,23 +144,39 @@ def save_checkpoint(
     extra_tensors: dict[str, torch.Tensor] | None = None,
     keep_last: int = 3,
 ) -> Path:
-    """Write checkpoint ``iter_<iteration>`` atomically, point ``latest`` at it, prune old ones."""
+    """Write checkpoint ``iter_<iteration>`` atomically, point ``latest`` at it, prune old ones.
+
+    Raises CheckpointWriteError (a UserError) if the files cannot be written, e.g. the disk is full:
+    the partial temporary directory is removed and every earlier checkpoint is left untouched.
+    """
     ckpt_root.mkdir(parents=True, exist_ok=True)
     final = ckpt_root / f"iter_{iteration:06d}"
     tmp = ckpt_root / f".tmp_iter_{iteration:06d}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    save_model_dir(model, tok, tmp)
-    if extra_tensors:
-        # clone(): safetensors refuses tensors that share memory, e.g. a critic's tied embeddings.
-        save_file(
-            {k: v.detach().cpu().clone().contiguous() for k, v in extra_tensors.items()},
-            str(tmp / "extra.safetensors"),
-        )
-    opt_state = optimizer if isinstance(optimizer, dict) else optimizer.state_dict()
-    torch.save(opt_state, tmp / "optimizer.pt")
-    (tmp / "state.json").write_text(json.dumps({**state, "iteration": iteration}))
+    for stale in ckpt_root.glob(".tmp_iter_*"):  # left by a run killed mid-write: never complete
+        shutil.rmtree(stale, ignore_errors=True)
+    try:
+        save_model_dir(model, tok, tmp)
+        if extra_tensors:
+            # clone(): safetensors refuses tensors that share memory, e.g. a critic's tied embeddings.
+            save_file(
+                {k: v.detach().cpu().clone().contiguous() for k, v in extra_tensors.items()},
+                str(tmp / "extra.safetensors"),
+            )
+        opt_state = optimizer if isinstance(optimizer, dict) else optimizer.state_dict()
+        torch.save(opt_state, tmp / "optimizer.pt")
+        (tmp / "state.json").write_text(json.dumps({**state, "iteration": iteration}))
+        write_manifest(tmp)
+    except (OSError, RuntimeError, SafetensorError) as e:  # ENOSPC/EDQUOT/EFBIG surface as all three
+        shutil.rmtree(tmp, ignore_errors=True)
+        kept = find_resumable(ckpt_root, report=lambda line: None)
+        raise CheckpointWriteError(
+            f"cannot write checkpoint {final.name} in '{ckpt_root}' ({str(e).splitlines()[0][:160]}); "
+            f"{'the previous checkpoint ' + kept.name + ' is intact' if kept else 'no earlier checkpoint'}"
+            f": free disk space, then continue with --resume"
+        ) from None
     shutil.rmtree(final, ignore_errors=True)
     os.replace(tmp, final)
+    _fsync_dir(ckpt_root)
     _atomic_write_text(ckpt_root / "latest", final.name)
     for old in sorted(ckpt_root.glob("iter_*"))[:-keep_last]:
         shutil.rmtree(old, ignore_errors=True)
@@ -86,6 +203,7 @@ def resolve_checkpoint(path: str | Path) -> Path:
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> dict:
     """Everything needed to resume: model, tokenizer, optimizer state, training state, extra tensors."""
     p = resolve_checkpoint(path)
+    verify_checkpoint(p)
     model, tok = load_model_dir(p, device)
     try:
         state = json.loads((p / "state.json").read_text())

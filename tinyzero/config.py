@@ -9,7 +9,9 @@ before any compute is spent, with a "did you mean" hint, instead of being silent
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -123,6 +125,7 @@ class TrainingConfig:
     eval_problems: int = 200  # held-out problems per evaluation
     checkpoint_every: int = 50  # iterations between checkpoints
     keep_last: int = 3  # checkpoints kept on disk
+    max_bad_steps: int = 5  # stop after this many consecutive skipped (NaN/inf) steps; 0 = never stop
 
 
 @dataclass
@@ -217,7 +220,9 @@ def _merge(schema: DictConfig, other: Any, source: str) -> DictConfig:
         key = e.full_key or str(e.key)
         raise UserError(f"unknown config key '{key}' in {source}{_hint(key, schema)}") from None
     except ValidationError as e:
-        raise UserError(f"bad value for '{e.full_key}' in {source}: {e.msg.splitlines()[0]}") from None
+        msg = (e.msg or str(e) or type(e).__name__).splitlines()[0]  # some errors carry no msg
+        where = f"bad value for '{e.full_key}'" if e.full_key else "invalid config"
+        raise UserError(f"{where} in {source}: {msg}") from None
     except OmegaConfBaseException as e:
         raise UserError(f"invalid config in {source}: {str(e).splitlines()[0]}") from None
 
@@ -259,8 +264,22 @@ def _check(cond: bool, key: str, value: Any, expected: str) -> None:
         raise UserError(f"{key}={value!r} is out of range: expected {expected}")
 
 
+def _float_fields(node: Any, prefix: str = "") -> dict[str, float]:
+    """Every float-valued key of the config, dotted: they must all be finite (no nan/inf from YAML)."""
+    out: dict[str, float] = {}
+    for f in dataclasses.fields(node):
+        value = getattr(node, f.name)
+        if dataclasses.is_dataclass(value):
+            out.update(_float_fields(value, f"{prefix}{f.name}."))
+        elif isinstance(value, float):
+            out[f"{prefix}{f.name}"] = value
+    return out
+
+
 def validate(cfg: Config) -> None:
     """Range and choice checks the type system cannot express."""
+    for key, value in _float_fields(cfg).items():
+        _check(math.isfinite(value), key, value, "a finite number")
     _check(cfg.task.name in TASKS, "task.name", cfg.task.name, "one of " + ", ".join(TASKS))
     _check(
         cfg.algorithm.name in ALGORITHMS,
@@ -341,6 +360,8 @@ def validate(cfg: Config) -> None:
         "training.grad_clip": cfg.training.grad_clip,
     }.items():
         _check(value > 0, key, value, "a value > 0")
+    for key, value in {"pretrain.lr": cfg.pretrain.lr, "training.lr": cfg.training.lr}.items():
+        _check(value <= 10.0, key, value, "at most 10 (AdamW steps move each weight by about lr)")
     _check(0.0 < cfg.rollout.top_p <= 1.0, "rollout.top_p", cfg.rollout.top_p, "0 < top_p <= 1")
     _check(cfg.rollout.history >= -1, "rollout.history", cfg.rollout.history, "-1 (all) or >= 0")
     _check(
@@ -352,6 +373,15 @@ def validate(cfg: Config) -> None:
     _check(cfg.training.eval_every >= 0, "training.eval_every", cfg.training.eval_every, ">= 0")
     _check(cfg.training.entropy_coef >= 0, "training.entropy_coef", cfg.training.entropy_coef, ">= 0")
     _check(cfg.run.threads >= 0, "run.threads", cfg.run.threads, ">= 0")
+    _check(0 <= cfg.run.seed < 2**32, "run.seed", cfg.run.seed, "0 <= seed < 2**32 (numpy's range)")
+    _check(cfg.task.seed >= 0, "task.seed", cfg.task.seed, ">= 0")
+    _check(
+        cfg.rollout.max_new_tokens < cfg.model.max_seq_len,
+        "rollout.max_new_tokens",
+        cfg.rollout.max_new_tokens,
+        f"fewer than model.max_seq_len={cfg.model.max_seq_len} (the prompt needs room too)",
+    )
+    _check(cfg.training.max_bad_steps >= 0, "training.max_bad_steps", cfg.training.max_bad_steps, ">= 0")
     _check(
         cfg.num_completions >= 2 or cfg.algorithm.name in ("astarpo", "ppo"),
         "num_completions",

@@ -7,12 +7,21 @@ Why a single exception type: every entry point (train.py, evaluate.py, scripts/)
 
 from __future__ import annotations
 
+import errno
 import sys
 from collections.abc import Callable
+
+# File-system failures that are the environment's, not the program's: a full disk, a read-only or
+# forbidden directory, a missing parent folder of an output path.
+_ENV_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOENT}
 
 
 class UserError(Exception):
     """A mistake the user can fix (bad config, missing file, corrupt checkpoint)."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C handled cleanly (e.g. a checkpoint was saved first); the message says what was kept."""
 
 
 def run_cli(main: Callable[[], int | None]) -> None:
@@ -22,7 +31,16 @@ def run_cli(main: Callable[[], int | None]) -> None:
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+    except OSError as e:
+        if e.errno not in _ENV_ERRNOS:
+            raise
+        where = f" '{e.filename}'" if e.filename else ""
+        print(
+            f"error: cannot write or read{where}: {e.strerror} (check the path, permissions, free space)",
+            file=sys.stderr,
+        )
+        sys.exit(2)
+    except KeyboardInterrupt as e:  # 130 = 128 + SIGINT, the shell's convention for Ctrl-C
+        print(f"interrupted: {e}" if str(e) else "interrupted", file=sys.stderr)
         sys.exit(130)
     sys.exit(code or 0)

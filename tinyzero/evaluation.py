@@ -61,7 +61,7 @@ from typing import Any
 
 import torch
 
-from tinyzero.checkpoint import resolve_checkpoint
+from tinyzero.checkpoint import MANIFEST, resolve_checkpoint, verify_checkpoint
 from tinyzero.config import TASKS, Config, load_config
 from tinyzero.environments import make_task
 from tinyzero.environments.arith import evaluate_tree, numbers_used, parse_expression
@@ -237,6 +237,8 @@ def load_source(
             "(change settings with key=value overrides)"
         )
     ckpt = resolve_checkpoint(p)
+    if (ckpt / MANIFEST).is_file():  # checkpoints written by the trainer carry checksums: check them first
+        verify_checkpoint(ckpt)
     if not (ckpt / "state.json").is_file():
         raise UserError(
             f"'{ckpt}' is not a checkpoint (state.json is missing) nor a base model (report.json is missing)"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from math import comb
 
@@ -26,6 +27,14 @@ def std(values: Sequence[float]) -> float:
     return float((sum((v - m) ** 2 for v in values) / len(values)) ** 0.5)
 
 
+def _iteration(line: str) -> float:
+    """A logged line's iteration; +inf for a blank or torn line (a run killed mid-write), so it is dropped."""
+    try:
+        return float(json.loads(line).get("iteration", 0))
+    except (ValueError, AttributeError):
+        return float("inf")
+
+
 class MetricsLogger:
     """One place every metric goes: ``metrics.jsonl`` (always), TensorBoard and wandb (optional).
 
@@ -42,8 +51,7 @@ class MetricsLogger:
         self._json = json
         self.path = Path(run_dir) / "metrics.jsonl"
         if self.path.exists():  # drop lines logged after the checkpoint we resume from: no duplicates
-            lines = [ln for ln in self.path.read_text().splitlines() if ln.strip()]
-            kept = [ln for ln in lines if json.loads(ln).get("iteration", 0) <= resume_from]
+            kept = [ln for ln in self.path.read_text().splitlines() if _iteration(ln) <= resume_from]
             self.path.write_text("".join(ln + "\n" for ln in kept))
         self._file = open(self.path, "a")  # noqa: SIM115 - closed in close()
         self._tb = None

@@ -27,9 +27,10 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from tinyzero.config import Config
-from tinyzero.context import Turn, pad_batch, training_sequences
+from tinyzero.context import Turn, build_context, pad_batch, training_sequences
 from tinyzero.environments import make_task
 from tinyzero.environments.base import Task
+from tinyzero.errors import UserError
 from tinyzero.metrics import mean, pass_at_k
 from tinyzero.models.io import build_model, load_model_dir, save_model_dir
 from tinyzero.models.tokenizer import CharTokenizer
@@ -94,6 +95,27 @@ def build_corpus(
     return corpus[:n_sequences]
 
 
+def check_lengths(cfg: Config, task: Task, tok: CharTokenizer, corpus: list | None = None) -> None:
+    """UserError unless episodes fit ``model.max_seq_len``: a first prompt plus ``rollout.max_new_tokens``
+    (for rollouts) and every corpus sequence (for pre-training). Checked up front because otherwise the
+    model raises deep inside a forward pass, or every episode silently ends as "context_full"."""
+    limit, fix = cfg.model.max_seq_len, "raise model.max_seq_len or shorten episodes"
+    for problem in task.problems("test")[:8]:
+        prompt = build_context(tok, [], task.episode(problem, seed=0).prompt, cfg.rollout.history)
+        need = len(prompt) + cfg.rollout.max_new_tokens
+        if need > limit:
+            raise UserError(
+                f"a {task.name} prompt ({len(prompt)} tokens) plus rollout.max_new_tokens="
+                f"{cfg.rollout.max_new_tokens} needs {need} tokens but model.max_seq_len={limit}: {fix}"
+            )
+    longest = max((len(ids) for ids, _ in corpus or []), default=0)
+    if longest > limit:
+        raise UserError(
+            f"a {task.name} training episode needs {longest} tokens but model.max_seq_len={limit}: {fix} "
+            f"(task.size, task.max_turns, rollout.history)"
+        )
+
+
 def lm_loss(
     model: TransformerLM, ids: torch.Tensor, attn: torch.Tensor, loss_mask: torch.Tensor
 ) -> torch.Tensor:
@@ -129,6 +151,7 @@ def pretrain(cfg: Config, out_dir: str | Path, device: str = "cpu", progress: bo
         cfg.rollout.history,
         seed,
     )
+    check_lengths(cfg, task, tok, corpus)
     corpus_seconds = time.perf_counter() - start
     opt = torch.optim.AdamW(model.parameters(), lr=p.lr, weight_decay=0.01, betas=(0.9, 0.95))
     gen = torch.Generator().manual_seed(seed)
@@ -195,6 +218,7 @@ def ensure_base_model(cfg: Config, device: str = "cpu", progress: bool = True) -
     out = base_model_dir(cfg)
     if (out / "report.json").is_file():
         return out
+    out.parent.mkdir(parents=True, exist_ok=True)  # an unwritable cache fails now, not after training
     tmp = out.with_name(f"{out.name}.tmp{uuid.uuid4().hex[:8]}")  # never touches the seeded RNGs
     try:
         report = pretrain(cfg, tmp, device=device, progress=progress)

@@ -12,6 +12,7 @@ import copy
 import dataclasses
 import json
 import random
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,13 +24,14 @@ from tqdm.auto import tqdm
 
 from tinyzero import distributed
 from tinyzero.algorithms import astarpo, grpo, ppo, ragen_astarpo
-from tinyzero.checkpoint import load_checkpoint, save_checkpoint
+from tinyzero.checkpoint import find_resumable, load_checkpoint, save_checkpoint
 from tinyzero.config import Config, save_config, to_yaml
 from tinyzero.environments import make_task
 from tinyzero.errors import UserError
+from tinyzero.guards import Interrupted, StopOnInterrupt, TrainingDiverged, check_finite, memory_metrics
 from tinyzero.metrics import MetricsLogger, mean
 from tinyzero.models.io import load_model_dir
-from tinyzero.pretrain import ensure_base_model
+from tinyzero.pretrain import check_lengths, ensure_base_model
 from tinyzero.rollout import Episode, SamplingSettings, run_episodes
 
 StepFn = Callable[["TinyZeroTrainer"], tuple[torch.Tensor, dict]]
@@ -91,6 +93,7 @@ class TinyZeroTrainer:
         self.base_key = base_dir.name
         self.base_report = json.loads((base_dir / "report.json").read_text())
         self.ref, self.tok = load_model_dir(base_dir, self.device)
+        check_lengths(cfg, self.task, self.tok)  # rollout settings may differ from the base model's
         self.ref.eval().requires_grad_(False)  # π_ref is frozen: the anchor of every KL and of V*
         self.policy = copy.deepcopy(self.ref).requires_grad_(True)
         self.policy.train()
@@ -110,6 +113,9 @@ class TinyZeroTrainer:
         self.elapsed = 0.0
         self.generated_tokens = 0
         self.stage1_tokens = 0
+        self.bad_steps = 0  # consecutive skipped (non-finite) optimizer steps
+        self.skipped_steps = 0  # all skipped steps of the run
+        self.resumed_from: Path | None = None  # the checkpoint --resume continued from
         ckpt = self._load_weights_for_resume() if resume else None  # into the plain modules, before sharding
         # Training forwards go through these (DDP wrapper / FSDP2-sharded module / the module itself);
         # sampling, evaluation and checkpoints use the plain modules (``sampler``).
@@ -185,7 +191,7 @@ class TinyZeroTrainer:
         """One AdamW step with global-norm clipping; a non-finite loss or gradient skips the step."""
         self.optimizer.zero_grad(set_to_none=True)
         if not self.dist.all_true(bool(torch.isfinite(loss))):  # every rank skips, or none does
-            return float("nan")
+            return self._skip_step("loss", loss)
         with self.autocast(enabled=False):  # backward in the dtypes autocast chose for the forward
             loss.backward()  # DDP/FSDP average the gradients over ranks here
         params = [p for g in self.optimizer.param_groups for p in g["params"]]
@@ -194,10 +200,26 @@ class TinyZeroTrainer:
         )
         if not torch.isfinite(norm):
             self.optimizer.zero_grad(set_to_none=True)
-            return float("nan")
+            return self._skip_step("gradient norm", norm)
         self.optimizer.step()
         self._weights_version += 1
+        self.bad_steps = 0
         return float(norm)
+
+    def _skip_step(self, what: str, value: torch.Tensor) -> float:
+        """Count a skipped step, say so in one line, stop after ``training.max_bad_steps`` in a row."""
+        self.bad_steps += 1
+        self.skipped_steps += 1
+        limit = self.cfg.training.max_bad_steps
+        where = f"iteration {self.iteration + 1}: {what} is {float(value.detach())}"
+        if limit and self.bad_steps >= limit:
+            raise TrainingDiverged(
+                f"{where}, {self.bad_steps} non-finite steps in a row (training.max_bad_steps={limit}): "
+                f"the run stopped without saving; lower training.lr or check compute_reward for NaN/inf, "
+                f"then --resume from the last checkpoint"
+            )
+        tqdm.write(f"warning: {where}; step skipped ({self.bad_steps} in a row)", file=sys.stderr)
+        return float("nan")
 
     @torch.no_grad()
     def evaluate(self, problems: list | None = None) -> dict:
@@ -250,6 +272,9 @@ class TinyZeroTrainer:
         )
         last_eval: dict = {}
         evaluated = False
+        saved_at = -1  # iteration of the last checkpoint this loop wrote
+        stop = StopOnInterrupt("finishing this iteration, then saving a checkpoint; Ctrl-C again to stop now")
+        stop.__enter__()  # not a `with`: keeps the loop's indentation (and other branches' diffs) unchanged
         try:
             while self.iteration < cfg.training.total_iterations:
                 start, tokens_before = time.perf_counter(), self.generated_tokens + self.stage1_tokens
@@ -275,6 +300,8 @@ class TinyZeroTrainer:
                     "elapsed_s": self.elapsed,
                     "tokens_per_s": new_tokens / max(seconds, 1e-9),
                     "generated_tokens": self.generated_tokens + self.stage1_tokens,
+                    "skipped_steps": self.skipped_steps,
+                    **memory_metrics(self.device),
                     **metrics,
                 }
                 every = cfg.training.eval_every
@@ -295,7 +322,14 @@ class TinyZeroTrainer:
                     or self.iteration == cfg.training.total_iterations
                 ):
                     self.save()
+                    saved_at = self.iteration
+                # Ctrl-C (on any rank: save() is a collective, so all ranks must agree to stop here).
+                if not self.dist.all_true(not stop.requested):
+                    if saved_at != self.iteration:  # the iteration is complete: its state is worth keeping
+                        self.save()
+                    raise Interrupted(f"saved checkpoint iter_{self.iteration:06d}; continue with --resume")
         finally:
+            stop.__exit__()
             bar.close()
             if logger is not None:
                 logger.close()
@@ -310,6 +344,8 @@ class TinyZeroTrainer:
             "base/pass@1": self.base_report.get("pass@1"),
             "elapsed_s": round(self.elapsed, 1),
             "generated_tokens": self.generated_tokens + self.stage1_tokens,
+            "skipped_steps": self.skipped_steps,
+            **{k: v for k, v in memory_metrics(self.device).items() if "peak" in k},
             **last_eval,
         }
         if self.dist.is_main:
@@ -321,6 +357,8 @@ class TinyZeroTrainer:
         """Rank 0 writes the checkpoint; every rank takes part in gathering what it holds (its RNG
         state; under FSDP its shards of the weights and optimizer state)."""
         model = self.sampler(self.policy)  # full weights in a plain module
+        critic = self.critic if self.critic is None or not distributed.is_sharded(self.critic) else None
+        check_finite([model, critic], f"checkpoint at iteration {self.iteration}")
         optimizer = distributed.optimizer_state(self._trained_modules(), self.optimizer)
         rng = self.dist.gather(self.gen.get_state().tolist())
         state = {
@@ -328,6 +366,7 @@ class TinyZeroTrainer:
             "elapsed": self.elapsed,
             "generated_tokens": self.generated_tokens,
             "stage1_tokens": self.stage1_tokens,
+            "skipped_steps": self.skipped_steps,
             "config_yaml": to_yaml(self.cfg),
             "task": self.cfg.task.name,
             "base_key": self.base_key,
@@ -355,10 +394,19 @@ class TinyZeroTrainer:
         return path
 
     def _load_weights_for_resume(self) -> dict:
-        """Weights go into the plain modules before DDP/FSDP wrap them; the rest waits for the optimizer."""
-        if not (self.ckpt_root / "latest").is_file():
+        """Weights go into the plain modules before DDP/FSDP wrap them; the rest waits for the optimizer.
+
+        The checkpoint is the newest one whose files pass their checksums (others are reported)."""
+        if not any(self.ckpt_root.glob("iter_*")):
             raise UserError(f"--resume: no checkpoint in '{self.ckpt_root}' (start without --resume)")
-        ckpt = load_checkpoint(self.ckpt_root, self.device)
+        path = find_resumable(self.ckpt_root)  # the newest that passes its checksums; reports the others
+        if path is None:
+            raise UserError(
+                f"--resume: no intact checkpoint in '{self.ckpt_root}' (each failure is listed above); "
+                f"start again under another run.name"
+            )
+        ckpt = load_checkpoint(path, self.device)
+        self.resumed_from = path
         state = ckpt["state"]
         if state.get("task") != self.cfg.task.name:
             raise UserError(
@@ -377,6 +425,7 @@ class TinyZeroTrainer:
         self.elapsed = float(state["elapsed"])
         self.generated_tokens = int(state["generated_tokens"])
         self.stage1_tokens = int(state["stage1_tokens"])
+        self.skipped_steps = int(state.get("skipped_steps", 0))
 
     def _rank_rng_state(self, state: dict) -> torch.Tensor:
         """This rank's saved sampling stream; a resume with another world size cannot be exact."""

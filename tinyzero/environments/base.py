@@ -18,6 +18,14 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from tinyzero.errors import UserError
+
+
+class ProblemSpaceTooSmall(UserError, ValueError):
+    """The task's settings cannot produce the problems asked for (a ValueError for library callers, a
+    one-line ``error:`` for the command line)."""
+
+
 SPLITS = ("train", "test")
 TEST_BUCKETS = 10  # 1 in TEST_BUCKETS problems (by hash) is held out
 REASONS = (
@@ -117,7 +125,7 @@ def sample_problems(
 
     ``draw`` returns a problem or None (a rejected draw); ``canonical`` gives the string the split is
     hashed from (equivalent problems must share it); ``key`` identifies duplicates (default: the problem).
-    Raises ValueError when ``patience`` draws in a row bring nothing new: the problem space is too small.
+    Raises ProblemSpaceTooSmall (a ValueError) when ``patience`` draws in a row bring nothing new.
     """
     rng = random.Random(seed)
     key = key or (lambda p: p)
@@ -140,7 +148,7 @@ def sample_problems(
         if stall > patience:
             break
     if len(out) < n:
-        raise ValueError(
+        raise ProblemSpaceTooSmall(
             f"only {len(out)} distinct {split} problems found for {what}, {n} requested: the problem space "
             f"is too small; ask for fewer problems (task.num_train / task.num_test) or widen the task"
         )

@@ -19,9 +19,9 @@ from typing import Any
 import gymnasium
 import numpy as np
 from gymnasium import spaces
-from gymnasium.envs.toy_text.frozen_lake import generate_random_map
+from gymnasium.envs.toy_text.frozen_lake import generate_random_map, is_valid
 
-from tinyzero.environments.base import StepResult, Task, sample_problems
+from tinyzero.environments.base import ProblemSpaceTooSmall, StepResult, Task, sample_problems
 
 ENV_ID = "tinyzero/FrozenLakeText-v0"
 ACTION_NAMES = ("Left", "Down", "Right", "Up")  # index = Gymnasium's action id
@@ -315,9 +315,29 @@ def optimal_policy(desc: list[str] | tuple[str, ...], is_slippery: bool, gamma: 
 
 
 # --- the Task ------------------------------------------------------------------------------------------
+@lru_cache(maxsize=64)
+def check_map_density(size: int, p: float, tries: int = 1000) -> None:
+    """Raise ProblemSpaceTooSmall unless boards drawn as Gymnasium draws them are solvable often enough.
+
+    Why: ``generate_random_map`` retries until a board has a path, with no limit, so a low ``p_frozen`` on
+    a large map (e.g. 0.05 on 12x12) would hang the run. A bounded trial run turns that into an error.
+    """
+    rng = np.random.default_rng(0)
+    for _ in range(tries):
+        board = rng.choice(["F", "H"], (size, size), p=[p, 1 - p])
+        board[0][0], board[-1][-1] = "S", "G"
+        if is_valid(board.tolist(), size):
+            return
+    raise ProblemSpaceTooSmall(
+        f"task.p_frozen={p} is too low for {size}x{size} maps: none of {tries} random boards had a path "
+        f"to the goal; raise task.p_frozen (default 0.8) or use a smaller task.size"
+    )
+
+
 @lru_cache(maxsize=16)
 def _random_maps(split: str, n: int, seed: int, size: int, p: float) -> tuple[tuple[str, ...], ...]:
     """Distinct solvable random maps of ``split`` (cached: small maps repeat a lot, so drawing is slow)."""
+    check_map_density(size, p)
 
     def draw(rng: random.Random) -> tuple[str, ...]:
         return tuple(generate_random_map(size=size, p=p, seed=rng.getrandbits(31)))

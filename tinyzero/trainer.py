@@ -78,10 +78,7 @@ class TinyZeroTrainer:
         np.random.seed(cfg.run.seed)
 
         self.task = make_task(cfg.task)
-        base_dir = ensure_base_model(cfg, str(self.device), self.show_progress)
-        self.base_key = base_dir.name
-        self.base_report = json.loads((base_dir / "report.json").read_text())
-        self.ref, self.tok = load_model_dir(base_dir, self.device)
+        self.base_key, self.base_report, self.ref, self.tok = self._load_reference()
         self.ref.eval().requires_grad_(False)  # π_ref is frozen: the anchor of every KL and of V*
         self.policy = copy.deepcopy(self.ref).requires_grad_(True)
         self.policy.train()
@@ -105,6 +102,16 @@ class TinyZeroTrainer:
             self._resume()
         self.run_dir.mkdir(parents=True, exist_ok=True)
         save_config(cfg, self.run_dir / "config.yaml")
+
+    def _load_reference(self) -> tuple[str, dict, torch.nn.Module, Any]:
+        """(base key, base report, π_ref, tokenizer): our cached pre-trained base, or a local HF model."""
+        if self.cfg.model.source == "hf":  # no pre-training: the local model is π_ref as is
+            from tinyzero.models.hf import load_hf_reference
+
+            return load_hf_reference(self.cfg, self.device, self.show_progress)
+        base_dir = ensure_base_model(self.cfg, str(self.device), self.show_progress)
+        ref, tok = load_model_dir(base_dir, self.device)
+        return base_dir.name, json.loads((base_dir / "report.json").read_text()), ref, tok
 
     # ------------------------------------------------------------------ helpers used by algorithms
     def progress_bar(self, **kwargs: Any) -> tqdm:

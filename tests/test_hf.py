@@ -201,3 +201,23 @@ def test_bad_model_path_is_a_user_error(tmp_path: Path) -> None:
     )  # fmt: skip
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "not a transformers model directory" in proc.stderr
+
+
+def test_resume_of_an_hf_run_gives_identical_weights(tmp_path: Path) -> None:
+    model_dir = tiny_hf_model(tmp_path / "llama", "llama")
+    cfg_a = hf_config(tmp_path, model_dir, "run.name=a", "training.total_iterations=3")
+    straight = TinyZeroTrainer(cfg_a, progress=False)
+    straight.train()
+    hf_config_b = hf_config(tmp_path, model_dir, "run.name=b", "training.total_iterations=1")
+    TinyZeroTrainer(hf_config_b, progress=False).train()
+    resumed = TinyZeroTrainer(
+        hf_config(tmp_path, model_dir, "run.name=b", "training.total_iterations=3"),
+        resume=True,
+        progress=False,
+    )
+    assert resumed.iteration == 1
+    resumed.train()
+    a, b = straight.policy.state_dict(), resumed.policy.state_dict()
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), f"{key} differs after resume"

@@ -1,7 +1,7 @@
 """Generation throughput, side by side in one process: our batched KV-cache sampler vs (a) the naive
 no-cache baseline and (b) Hugging Face ``transformers`` ``generate`` on the same weights.
 
-    python bench/generation.py --threads 1   # tiny + small, batch 1/16/64/256, 64 new tokens (~10 min)
+    python bench/generation.py --threads 1   # tiny + small, batch 1/16/64/256, 64 new tokens (10-25 min)
     python bench/generation.py --quick       # < 1 minute (CI smoke: tiny, batch 1 and 16, 16 tokens)
 
 Why this benchmark: rollouts dominate RL wall-clock time, so sampler speed is the number that matters.

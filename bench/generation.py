@@ -1,16 +1,26 @@
-"""Generation throughput: our KV-cache sampler vs the naive no-cache baseline, same model, same process.
+"""Generation throughput, side by side in one process: our batched KV-cache sampler vs (a) the naive
+no-cache baseline and (b) Hugging Face ``transformers`` ``generate`` on the same weights.
 
-    python bench/generation.py            # tiny preset, batch 64, 64 new tokens, 3 repeats
-    python bench/generation.py --quick    # < 1 minute
+    python bench/generation.py --threads 1   # tiny + small, batch 1/16/64/256, 64 new tokens (10-25 min)
+    python bench/generation.py --quick       # < 1 minute (CI smoke: tiny, batch 1 and 16, 16 tokens)
 
 Why this benchmark: rollouts dominate RL wall-clock time, so sampler speed is the number that matters.
-The model is randomly initialised (weights do not change the cost). Random models may emit EOS at any
-step, so both samplers run with ``eos_id=-1`` (outside the vocabulary: never matches) and therefore
-produce exactly ``--new-tokens`` tokens per sequence: tok/s compare equal work. Prompts are random
-with lengths 20-60 (left-padded, like real task prompts). Each measurement is the median of
-``--repeats`` timed runs after one warm-up run; torch's default thread count is kept.
+The model is randomly initialised (weights do not change the cost) and exported to a
+``LlamaForCausalLM`` with ``tinyzero.models.hf.to_hf_model`` (built from a local config, nothing is
+downloaded), so both systems run exactly the same weights, prompts and thread count.
 
-Writes ``bench/results/generation.json`` (``generation_quick.json`` with ``--quick``).
+Fairness: every system produces exactly ``--new-tokens`` tokens per sequence. Ours and the no-cache
+baseline run with ``eos_id=-1`` (never matches); HF runs with ``eos_token_id=None`` (no EOS stopping,
+no extra logits processor), ``use_cache=True``, the pad token set, ``top_k=0``/``top_p=1``/
+``temperature=1`` (i.e. plain softmax sampling, like ours; HF's default top_k=50 is switched off) and
+the same left-padded prompts with an attention mask. Prompts are random with lengths 20-60. Each
+figure is the median of ``--repeats`` timed runs after one warm-up run; the no-cache baseline (minutes
+at large batches) runs once, and only up to ``--nocache-max-batch``.
+
+GFLOP/s counts the useful forward FLOPs of the KV-cache computation (2·params of every matmul per
+processed token, the LM head only where a next token is drawn, 4·d·layers·context for attention) over
+ours' wall time, as a fraction of a measured fp32 matmul peak (best of several large matmuls, same
+threads). Writes ``bench/results/generation.json`` (``generation_quick.json`` with ``--quick``).
 """
 
 from __future__ import annotations
@@ -30,74 +40,203 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tinyzero.models.transformer import TransformerLM, generate, model_config  # noqa: E402
 
-SETTINGS = {"greedy": dict(greedy=True), "sampled": dict(temperature=1.0)}
+MODES = {"greedy": dict(greedy=True), "sampled": dict(temperature=1.0)}
 
 
-def time_generate(model, prompts, new_tokens: int, use_cache: bool, repeats: int, **sampling) -> float:
-    """Median seconds of one ``generate`` call over ``repeats`` runs (after a warm-up run)."""
-    times = []
-    for r in range(repeats + 1):
-        g = torch.Generator().manual_seed(r)
+def median_seconds(fns: list, repeats: int, warmup: bool = True) -> list[float]:
+    """Median wall time of each ``fn(run_index)`` over ``repeats`` runs, after one untimed warm-up each.
+
+    The functions run interleaved (a, b, a, b, ...), so a load spike on this shared machine hits every
+    system alike instead of whichever happened to be running.
+    """
+    times: list[list[float]] = [[] for _ in fns]
+    for r in range(repeats + int(warmup)):
+        for i, fn in enumerate(fns):
+            start = time.perf_counter()
+            fn(r)
+            if r >= int(warmup):
+                times[i].append(time.perf_counter() - start)
+    return [statistics.median(t) for t in times]
+
+
+def run_ours(model, prompts, new_tokens: int, use_cache: bool, mode: str, seed: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    out = generate(
+        model, prompts, new_tokens, eos_id=-1, pad_id=0, use_cache=use_cache, generator=g, **MODES[mode]
+    )
+    assert out.tokens.shape == (len(prompts), new_tokens)
+    return out.tokens
+
+
+def hf_inputs(prompts: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Left-padded ids and attention mask, the layout ours builds internally."""
+    width = max(len(p) for p in prompts)
+    ids = torch.zeros((len(prompts), width), dtype=torch.long)
+    mask = torch.zeros((len(prompts), width), dtype=torch.long)
+    for i, p in enumerate(prompts):
+        ids[i, width - len(p) :] = torch.tensor(p)
+        mask[i, width - len(p) :] = 1
+    return ids, mask
+
+
+def run_hf(hf_model, ids, mask, new_tokens: int, mode: str, seed: int) -> torch.Tensor:
+    from transformers import GenerationConfig
+
+    # Plain softmax sampling like ours: HF's default top_k=50 off (sampling flags only when sampling).
+    sampling = dict(do_sample=True, temperature=1.0, top_k=0, top_p=1.0) if mode == "sampled" else {}
+    gc = GenerationConfig(
+        max_new_tokens=new_tokens,
+        **sampling,
+        eos_token_id=None,  # like eos_id=-1 in ours: every sequence runs all steps, no EOS processor
+        pad_token_id=0,
+        bos_token_id=1,
+        use_cache=True,
+    )
+    torch.manual_seed(seed)
+    with torch.inference_mode():
+        out = hf_model.generate(input_ids=ids, attention_mask=mask, generation_config=gc)
+    assert out.shape == (ids.shape[0], ids.shape[1] + new_tokens), out.shape
+    return out[:, ids.shape[1] :]
+
+
+def matmul_peak_gflops(n: int, tries: int) -> float:
+    """Best GFLOP/s of an (n × n) @ (n × n) fp32 matmul: the machine's practical compute ceiling."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    torch.mm(a, b)  # warm-up
+    best = float("inf")
+    for _ in range(tries):
         start = time.perf_counter()
-        out = generate(
-            model, prompts, new_tokens, eos_id=-1, pad_id=0, use_cache=use_cache, generator=g, **sampling
+        torch.mm(a, b)
+        best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best / 1e9
+
+
+def useful_flops(model: TransformerLM, prompt_lens: list[int], new_tokens: int) -> float:
+    """Forward FLOPs of KV-cache generation: every real token once, attention over its own context."""
+    c = model.config
+    body = sum(p.numel() for n, p in model.named_parameters() if n.startswith("blocks.") and p.dim() == 2)
+    head = c.vocab_size * c.d_model
+    total = 0.0
+    for p in prompt_lens:
+        processed = p + new_tokens - 1  # the last drawn token is never fed back
+        total += 2 * body * processed + 2 * head * new_tokens
+        total += 4 * c.d_model * c.n_layers * processed * (processed + 1) / 2  # QKᵀ and AV over 1..t
+    return total
+
+
+def bench_setting(model, hf_model, preset: str, batch: int, mode: str, args, peak: float) -> dict:
+    g = torch.Generator().manual_seed(batch)
+    lengths = torch.randint(20, 61, (batch,), generator=g).tolist()
+    prompts = [torch.randint(4, 100, (n,), generator=g).tolist() for n in lengths]
+    ids, mask = hf_inputs(prompts)
+    n_tok = batch * args.new_tokens
+    ours_s, hf_s = median_seconds(
+        [
+            lambda r: run_ours(model, prompts, args.new_tokens, True, mode, r),
+            lambda r: run_hf(hf_model, ids, mask, args.new_tokens, mode, r),
+        ],
+        args.repeats,
+    )
+    nocache = None
+    if batch <= args.nocache_max_batch:
+        fn = lambda r: run_ours(model, prompts, args.new_tokens, False, mode, r)  # noqa: E731
+        nocache = n_tok / median_seconds([fn], 1, warmup=False)[0]
+    row = dict(preset=preset, batch=batch, mode=mode, ours_tok_s=round(n_tok / ours_s, 1))
+    row["hf_tok_s"] = round(n_tok / hf_s, 1)
+    row["nocache_tok_s"] = None if nocache is None else round(nocache, 1)
+    row["speedup_vs_hf"] = round(hf_s / ours_s, 2)
+    row["speedup_vs_nocache"] = None if nocache is None else round(n_tok / ours_s / nocache, 2)
+    gflops = useful_flops(model, lengths, args.new_tokens) / ours_s / 1e9
+    row["ours_gflop_s"] = round(gflops, 2)
+    row["ours_frac_of_peak"] = round(gflops / peak, 4)
+    if mode == "greedy":  # same weights, same argmax: the two systems should agree token for token
+        same = run_ours(model, prompts, args.new_tokens, True, mode, 0) == run_hf(
+            hf_model, ids, mask, args.new_tokens, mode, 0
         )
-        elapsed = time.perf_counter() - start
-        assert out.tokens.shape == (len(prompts), new_tokens)
-        if r > 0:  # r == 0 is the warm-up
-            times.append(elapsed)
-    return statistics.median(times)
+        row["greedy_tokens_equal_hf"] = round(same.float().mean().item(), 4)
+    return row
 
 
-def main() -> None:
+def print_row(r: dict) -> None:
+    nc = f"{r['nocache_tok_s']:>10,.0f}" if r["nocache_tok_s"] else f"{'-':>10}"
+    print(
+        f"{r['preset']:<6} {r['batch']:>5} {r['mode']:<8} {r['ours_tok_s']:>10,.0f} {r['hf_tok_s']:>10,.0f} "
+        f"{nc} {r['speedup_vs_hf']:>6.1f}x {r['ours_gflop_s']:>7.1f} {100 * r['ours_frac_of_peak']:>6.1f}%"
+    )
+
+
+def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="small run that finishes in under a minute")
-    ap.add_argument("--preset", default="tiny")
-    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--presets", default="tiny,small", help="comma-separated model presets")
+    ap.add_argument("--batches", default="1,16,64,256", help="comma-separated batch sizes")
+    ap.add_argument("--modes", default="greedy,sampled", help="greedy and/or sampled")
     ap.add_argument("--new-tokens", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument(
+        "--threads", type=int, default=0, help="torch threads for every system (0 = torch default)"
+    )
+    ap.add_argument("--nocache-max-batch", type=int, default=64, help="largest batch for the no-cache run")
     ap.add_argument("--out", default=None, help="JSON path (default bench/results/generation[_quick].json)")
     args = ap.parse_args()
     # A --quick smoke run never overwrites the full results that docs/results.md quotes.
     name = "generation_quick.json" if args.quick else "generation.json"
     args.out = args.out or str(Path(__file__).parent / "results" / name)
     if args.quick:
-        args.batch, args.new_tokens, args.repeats = min(args.batch, 32), min(args.new_tokens, 32), 1
+        args.presets, args.batches, args.new_tokens, args.repeats = "tiny", "1,16", 16, 1
+    return args
 
-    torch.manual_seed(0)
-    model = TransformerLM(model_config(args.preset, vocab_size=100, max_seq_len=512)).eval()
-    g = torch.Generator().manual_seed(0)
-    lengths = torch.randint(20, 61, (args.batch,), generator=g).tolist()
-    prompts = [torch.randint(4, 100, (n,), generator=g).tolist() for n in lengths]
-    n_tokens = args.batch * args.new_tokens
 
-    results: dict = {}
+def main() -> None:
+    args = parse_args()
+    from tinyzero.models.hf import _require_transformers, to_hf_model
+
+    _require_transformers()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    peak = matmul_peak_gflops(1024 if args.quick else 2048, 3 if args.quick else 7)
     print(
-        f"preset={args.preset} params={model.num_params():,} batch={args.batch} new_tokens={args.new_tokens}"
+        f"threads={torch.get_num_threads()} fp32 matmul peak={peak:.1f} GFLOP/s, new_tokens={args.new_tokens}"
     )
-    print(f"{'setting':<10} {'ours tok/s':>12} {'nocache tok/s':>14} {'speedup':>8}")
-    for name, sampling in SETTINGS.items():
-        ours = n_tokens / time_generate(model, prompts, args.new_tokens, True, args.repeats, **sampling)
-        naive = n_tokens / time_generate(model, prompts, args.new_tokens, False, args.repeats, **sampling)
-        results[name] = dict(
-            ours_tok_s=round(ours, 1),
-            nocache_tok_s=round(naive, 1),
-            speedup_vs_nocache=round(ours / naive, 2),
-        )
-        print(f"{name:<10} {ours:>12,.0f} {naive:>14,.0f} {ours / naive:>7.1f}x")
+    print(
+        f"{'preset':<6} {'batch':>5} {'mode':<8} {'ours tok/s':>10} {'HF tok/s':>10} {'nocache':>10} "
+        f"{'vs HF':>7} {'GFLOP/s':>7} {'%peak':>7}"
+    )
+    rows = []
+    params = {}
+    for preset in args.presets.split(","):
+        torch.manual_seed(0)
+        model = TransformerLM(model_config(preset, vocab_size=100, max_seq_len=512)).eval()
+        hf_model = to_hf_model(model)
+        # generate() fills unset fields from the model's own generation config: clear its EOS there too.
+        hf_model.generation_config.eos_token_id = None
+        params[preset] = model.num_params()
+        for batch in (int(b) for b in args.batches.split(",")):
+            for mode in args.modes.split(","):
+                rows.append(bench_setting(model, hf_model, preset, batch, mode, args, peak))
+                print_row(rows[-1])
 
+    import transformers
+
+    results: dict = {"settings": rows, "matmul_peak_gflop_s": round(peak, 1)}
+    for r in rows:  # the headline figures earlier versions of this file wrote, kept for continuity
+        if r["preset"] == "tiny" and r["batch"] == 64:
+            results[r["mode"]] = {k: r[k] for k in ("ours_tok_s", "nocache_tok_s", "speedup_vs_nocache")}
     results["config"] = dict(
-        preset=args.preset,
-        params=model.num_params(),
-        batch=args.batch,
+        presets=args.presets.split(","),
+        params=params,
+        batches=[int(b) for b in args.batches.split(",")],
         new_tokens=args.new_tokens,
         prompt_lengths="uniform 20-60",
         repeats=args.repeats,
+        nocache_max_batch=args.nocache_max_batch,
         quick=args.quick,
-        statistic="median",
+        statistic="median (no-cache: one run)",
+        hf_generate="use_cache=True, eos_token_id=None, pad_token_id=0, top_k=0, top_p=1, temperature=1",
     )
     results["machine"] = dict(
         torch=torch.__version__,
+        transformers=transformers.__version__,
         threads=torch.get_num_threads(),
         cpu_count=os.cpu_count(),
         platform=platform.platform(),

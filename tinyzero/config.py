@@ -71,6 +71,8 @@ class ModelConfig:
 
     preset: str = "tiny"  # nano (~0.2M) | tiny (~1M) | small (~5M parameters)
     max_seq_len: int = 256  # longest prompt + completion the model can see
+    source: str = "scratch"  # scratch: pre-train our own base | hf: a local transformers model at model.path
+    path: str = ""  # model.source=hf: local directory of a Llama/Qwen2-style causal LM + its tokenizer
 
 
 @dataclass
@@ -288,6 +290,9 @@ def validate(cfg: Config) -> None:
         "one of " + ", ".join(ALGORITHMS),
     )
     _check(cfg.model.preset in PRESETS, "model.preset", cfg.model.preset, "one of " + ", ".join(PRESETS))
+    _check(cfg.model.source in ("scratch", "hf"), "model.source", cfg.model.source, "scratch or hf")
+    if cfg.model.source == "hf" and not cfg.model.path:
+        raise UserError("model.source=hf needs model.path=/local/dir (a transformers model directory)")
     _check(cfg.run.device in ("auto", "cpu", "cuda"), "run.device", cfg.run.device, "auto, cpu or cuda")
     _check(cfg.run.dtype in ("float32", "bfloat16"), "run.dtype", cfg.run.dtype, "float32 or bfloat16")
     _check(

@@ -287,6 +287,10 @@ def load_reference(src: Source, ref_dir: str | Path | None = None) -> tuple[torc
             return None, "", "skipped: the checkpoint does not name its base model (no base_key)"
         ref_dir = Path(src.cfg.pretrain.cache_dir) / src.base_key
     ref_dir = Path(ref_dir)
+    if (ref_dir / "report.json").is_file() and not (ref_dir / "model.safetensors").is_file():
+        ref_dir = Path(
+            json.loads((ref_dir / "report.json").read_text()).get("path") or ref_dir
+        )  # model.source=hf
     if not (ref_dir / "model.safetensors").is_file():
         return (
             None,

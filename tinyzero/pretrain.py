@@ -57,7 +57,8 @@ def base_model_key(cfg: Config) -> str:
     settings = {
         "version": CORPUS_VERSION,
         "task": task,
-        "model": asdict(cfg.model),
+        # source/path only matter for model.source=hf, which builds no base: keep old cache keys valid.
+        "model": {k: v for k, v in asdict(cfg.model).items() if k not in ("source", "path")},
         "pretrain": {
             k: v for k, v in asdict(cfg.pretrain).items() if k not in ("cache_dir", "eval_problems", "seed")
         },

@@ -89,10 +89,7 @@ class TinyZeroTrainer:
         self.task = make_task(cfg.task)
         # Under torchrun rank 0 pre-trains (or finds) the cached base model first; the others then load it.
         with self.dist.main_first():
-            base_dir = ensure_base_model(cfg, str(self.device), self.show_progress)
-        self.base_key = base_dir.name
-        self.base_report = json.loads((base_dir / "report.json").read_text())
-        self.ref, self.tok = load_model_dir(base_dir, self.device)
+            self.base_key, self.base_report, self.ref, self.tok = self._load_reference()
         check_lengths(cfg, self.task, self.tok)  # rollout settings may differ from the base model's
         self.ref.eval().requires_grad_(False)  # π_ref is frozen: the anchor of every KL and of V*
         self.policy = copy.deepcopy(self.ref).requires_grad_(True)
@@ -136,6 +133,16 @@ class TinyZeroTrainer:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if self.dist.is_main:
             save_config(cfg, self.run_dir / "config.yaml")
+
+    def _load_reference(self) -> tuple[str, dict, torch.nn.Module, Any]:
+        """(base key, base report, π_ref, tokenizer): our cached pre-trained base, or a local HF model."""
+        if self.cfg.model.source == "hf":  # no pre-training: the local model is π_ref as is
+            from tinyzero.models.hf import load_hf_reference
+
+            return load_hf_reference(self.cfg, self.device, self.show_progress)
+        base_dir = ensure_base_model(self.cfg, str(self.device), self.show_progress)
+        ref, tok = load_model_dir(base_dir, self.device)
+        return base_dir.name, json.loads((base_dir / "report.json").read_text()), ref, tok
 
     # ------------------------------------------------------------------ helpers used by algorithms
     def progress_bar(self, **kwargs: Any) -> tqdm:

@@ -27,6 +27,10 @@ def build_model(preset: str, vocab_size: int, max_seq_len: int) -> TransformerLM
 def save_model_dir(model: TransformerLM, tok: CharTokenizer, out: str | Path) -> None:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    if not isinstance(model, TransformerLM):  # a Hugging Face model (model.source: hf): its own format
+        model.save_dir(out)
+        tok.save_dir(out)
+        return
     save_model(model, str(out / "model.safetensors"))  # handles tied embeddings
     (out / "model.json").write_text(json.dumps(dataclasses.asdict(model.config), indent=1))
     tok.save(out / "tokenizer.json")
@@ -35,8 +39,16 @@ def save_model_dir(model: TransformerLM, tok: CharTokenizer, out: str | Path) ->
 def load_model_dir(
     path: str | Path, device: str | torch.device = "cpu"
 ) -> tuple[TransformerLM, CharTokenizer]:
-    """Load what ``save_model_dir`` wrote; a missing or corrupt file is a UserError naming it."""
+    """Load what ``save_model_dir`` wrote; a missing or corrupt file is a UserError naming it.
+
+    A transformers directory (config.json, no model.json: a run with ``model.source: hf``) loads as
+    ``tinyzero.models.hf.HFCausalLM`` + ``HFTokenizer``, which the rest of the code uses unchanged.
+    """
     path = Path(path)
+    if (path / "config.json").is_file() and not (path / "model.json").is_file():
+        from tinyzero.models.hf import load_hf_model_dir  # transformers only when it is needed
+
+        return load_hf_model_dir(path, device)  # type: ignore[return-value]
     for name in ("model.safetensors", "model.json", "tokenizer.json"):
         if not (path / name).is_file():
             raise UserError(f"'{path}' is not a model directory: {name} is missing")

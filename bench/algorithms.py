@@ -26,19 +26,16 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
-import platform
 import shutil
 import statistics
 import sys
 import tempfile
 from pathlib import Path
 
-import torch
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.common import machine_info, write_results  # noqa: E402
 from tinyzero.config import load_config  # noqa: E402
 from tinyzero.trainer import TinyZeroTrainer  # noqa: E402
 
@@ -256,18 +253,9 @@ def main() -> None:
         "runs": runs,
         "vs_grpo": ratios,
         "config": {k: v for k, v in vars(args).items() if k not in ("out", "progress")},
-        "machine": dict(
-            torch=torch.__version__,
-            threads=torch.get_num_threads(),
-            cpu_count=os.cpu_count(),
-            platform=platform.platform(),
-            python=platform.python_version(),
-        ),
+        "machine": machine_info(),
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1) + "\n")
-    print(f"wrote {out}")
+    write_results(result, args.out)
     if not args.quick:
         for task in args.tasks:
             img = ROOT / "docs" / "img" / f"algorithms_{task}.png"

@@ -26,9 +26,6 @@ threads). Writes ``bench/results/generation.json`` (``generation_quick.json`` wi
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import statistics
 import sys
 import time
@@ -38,6 +35,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.common import machine_info, matmul_peak_gflops, write_results  # noqa: E402
 from tinyzero.models.transformer import TransformerLM, generate, model_config  # noqa: E402
 
 MODES = {"greedy": dict(greedy=True), "sampled": dict(temperature=1.0)}
@@ -97,18 +95,6 @@ def run_hf(hf_model, ids, mask, new_tokens: int, mode: str, seed: int) -> torch.
         out = hf_model.generate(input_ids=ids, attention_mask=mask, generation_config=gc)
     assert out.shape == (ids.shape[0], ids.shape[1] + new_tokens), out.shape
     return out[:, ids.shape[1] :]
-
-
-def matmul_peak_gflops(n: int, tries: int) -> float:
-    """Best GFLOP/s of an (n × n) @ (n × n) fp32 matmul: the machine's practical compute ceiling."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    torch.mm(a, b)  # warm-up
-    best = float("inf")
-    for _ in range(tries):
-        start = time.perf_counter()
-        torch.mm(a, b)
-        best = min(best, time.perf_counter() - start)
-    return 2 * n**3 / best / 1e9
 
 
 def useful_flops(model: TransformerLM, prompt_lens: list[int], new_tokens: int) -> float:
@@ -234,19 +220,8 @@ def main() -> None:
         statistic="median (no-cache: one run)",
         hf_generate="use_cache=True, eos_token_id=None, pad_token_id=0, top_k=0, top_p=1, temperature=1",
     )
-    results["machine"] = dict(
-        torch=torch.__version__,
-        transformers=transformers.__version__,
-        threads=torch.get_num_threads(),
-        cpu_count=os.cpu_count(),
-        platform=platform.platform(),
-        processor=platform.processor() or platform.machine(),
-        python=platform.python_version(),
-    )
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=1) + "\n")
-    print(f"wrote {out}")
+    results["machine"] = machine_info(transformers=transformers.__version__)
+    write_results(results, args.out)
 
 
 if __name__ == "__main__":

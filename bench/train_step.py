@@ -41,9 +41,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
-import os
-import platform
 import random
 import statistics
 import subprocess
@@ -58,6 +55,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.common import machine_info, matmul_peak_gflops, write_results  # noqa: E402
 from tinyzero.algorithms import common  # noqa: E402
 from tinyzero.algorithms.astarpo import astarpo_loss  # noqa: E402
 from tinyzero.config import TaskConfig  # noqa: E402
@@ -129,18 +127,6 @@ def matmul_flops(model: torch.nn.Module) -> int:
 def step_flops(n_matmul: int, layers: int, d_model: int, lengths: list[int]) -> float:
     """Forward+backward FLOPs of sequences of the given lengths (formula in the module docstring)."""
     return float(sum(6 * n_matmul * t + 12 * layers * d_model * t * t for t in lengths))
-
-
-def measure_peak(n: int = 2048, tries: int = 5) -> float:
-    """Best GFLOP/s of an n×n fp32 matmul over ``tries`` runs (after one warm-up)."""
-    a, b, c = torch.randn(n, n), torch.randn(n, n), torch.empty(n, n)
-    torch.mm(a, b, out=c)
-    best = float("inf")
-    for _ in range(tries):
-        start = time.perf_counter()
-        torch.mm(a, b, out=c)
-        best = min(best, time.perf_counter() - start)
-    return 2 * n**3 / best / 1e9
 
 
 def policy_loss(model: torch.nn.Module, batch: common.Batch, ref_traj, rewards, v_star) -> torch.Tensor:
@@ -292,7 +278,7 @@ def main() -> None:
     profile_at = tuple(args.profile.split(":")) if args.profile != "none" else None
 
     peak_n = 1024 if args.quick else 2048  # quick: a cheaper (slightly lower) peak, never quoted
-    peaks = [measure_peak(peak_n)]
+    peaks = [matmul_peak_gflops(peak_n)]
     results: dict = {"presets": {}}
     print(f"threads={torch.get_num_threads()} matmul peak {peaks[0]:.1f} GFLOP/s (fp32 {peak_n}², best of 5)")
     print(
@@ -320,7 +306,7 @@ def main() -> None:
             f_useful = step_flops(n_matmul, cfg.n_layers, cfg.d_model, lengths)
             f_padded = step_flops(n_matmul, cfg.n_layers, cfg.d_model, [width] * rows)
             agreement = check_agreement(systems, batch, targets)
-            peaks.append(measure_peak(peak_n))
+            peaks.append(matmul_peak_gflops(peak_n))
             timing = time_systems(systems, batch, targets, args.repeats)
             entry = dict(
                 rows=rows,
@@ -365,7 +351,7 @@ def main() -> None:
                             f"{op['self_pct']:>5.1f}% {op['calls']:>5}"
                         )
             results["presets"][preset]["workloads"][wl] = entry
-    peaks.append(measure_peak(peak_n))
+    peaks.append(matmul_peak_gflops(peak_n))
     peak = max(peaks)
     for p in results["presets"].values():  # against the final best peak (measured again at the end)
         for entry in p["workloads"].values():
@@ -385,18 +371,8 @@ def main() -> None:
         flops_formula="per sequence of t tokens: 6*N_matmul*t + 12*L*d_model*t^2 (fwd+bwd)",
         tokens="tok_s_real counts non-pad tokens; tok_s_padded counts rows x longest row",
     )
-    results["machine"] = dict(
-        torch=torch.__version__,
-        threads=torch.get_num_threads(),
-        cpu_count=os.cpu_count(),
-        platform=platform.platform(),
-        processor=platform.processor() or platform.machine(),
-        python=platform.python_version(),
-    )
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=1) + "\n")
-    print(f"wrote {out}")
+    results["machine"] = machine_info()
+    write_results(results, args.out)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,52 @@
+"""What every benchmark shares: the machine's matmul ceiling, a description of the machine, the JSON.
+
+Kept in one place so that every ``bench/*.py`` measures the peak the same way and records the same
+machine facts beside its figures (results from different scripts then compare).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+
+def matmul_peak_gflops(n: int = 2048, tries: int = 5) -> float:
+    """Best GFLOP/s of an (n × n) @ (n × n) fp32 matmul over ``tries`` runs (after one warm-up).
+
+    The machine's practical compute ceiling: achieved GFLOP/s are reported as a fraction of it.
+    """
+    a, b, c = torch.randn(n, n), torch.randn(n, n), torch.empty(n, n)
+    torch.mm(a, b, out=c)
+    best = float("inf")
+    for _ in range(tries):
+        start = time.perf_counter()
+        torch.mm(a, b, out=c)
+        best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best / 1e9
+
+
+def machine_info(**extra: str) -> dict:
+    """torch version, threads, CPU count and platform, plus any ``extra`` versions (e.g. transformers)."""
+    return dict(
+        torch=torch.__version__,
+        **extra,
+        threads=torch.get_num_threads(),
+        cpu_count=os.cpu_count(),
+        platform=platform.platform(),
+        processor=platform.processor() or platform.machine(),
+        python=platform.python_version(),
+    )
+
+
+def write_results(results: dict, out: str | Path) -> Path:
+    """Write the JSON (parents created) and say where."""
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=1) + "\n")
+    print(f"wrote {path}")
+    return path

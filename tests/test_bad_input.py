@@ -1,19 +1,23 @@
 """Every user-facing input, one bad value per row: each row of the table in docs/reliability.md is a test.
 
-CLI rows run the real entry point (train.py / evaluate.py, via runpy, in this process so that ~60 rows
+CLI rows run the real entry point (train.py / evaluate.py, via runpy, in this process so that ~80 rows
 take seconds): the run must exit 2 with exactly one ``error:`` line on stderr (the last line), naming the
-problem, and no traceback. Model-output rows feed a bad action or answer to the real environment: no
-exception, the documented penalty. ``test_docs_table_matches_the_tests`` keeps the table and these rows
+problem, and no traceback. modal.yaml rows (M) run ``python modal_submit.py`` as a real process (~0.2 s
+each: it stops before importing modal) with TINYZERO_MODAL_YAML pointing at a file the test writes.
+Model-output rows feed a bad action or answer to the real environment: no exception, the documented
+penalty. ``test_docs_table_matches_the_tests`` keeps the table and these rows
 identical (ids and message excerpts).
 
-Run: pytest tests/test_bad_input.py -q        (~20 s; one smoke run is trained first to damage)
+Run: pytest tests/test_bad_input.py -q        (~25 s; one smoke run is trained first to damage)
 """
 
 from __future__ import annotations
 
+import os
 import re
 import runpy
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -38,6 +42,7 @@ FILES: dict[str, bytes] = {
     "scalar_section.yaml": b"training: 5\n",
     "zero_iterations.yaml": b"training:\n  total_iterations: 0\n",
     "nan_beta.yaml": b"astarpo:\n  beta: .nan\n",
+    "dangling_ref.yaml": b"training:\n  lr: ${oops}\n",
 }
 
 # id -> (input, bad value as the user would write it, command, excerpt of the one error line)
@@ -78,6 +83,12 @@ CLI_ROWS: dict[str, tuple[str, str, str, str]] = {
         "`beta: .nan`",
         "train.py --config nan_beta.yaml",
         "astarpo.beta=nan is out of range: expected a finite number",
+    ),
+    "F12": (
+        "config file",
+        "`lr: ${oops}` (names no key)",
+        "train.py --config dangling_ref.yaml",
+        "bad value for 'training.lr': Interpolation key 'oops' not found",
     ),
     # --- dotted overrides
     "O1": ("override", "no `=`", "train.py foo", "override 'foo' is not of the form key=value"),
@@ -140,6 +151,12 @@ CLI_ROWS: dict[str, tuple[str, str, str, str]] = {
     "O28": ("override", "negative", "train.py training.max_bad_steps=-1", "training.max_bad_steps=-1 is out"),
     "O29": ("override", "not a bool", "train.py task.is_slippery=maybe", "bad value for 'task.is_slippery'"),
     "O30": ("override", "unknown mode", "train.py logging.wandb_mode=sometimes", "logging.wandb_mode"),
+    "O31": (
+        "override",
+        "`${...}` naming no key",
+        "train.py training.lr=${training.rate}",
+        "Interpolation key 'training.rate' not found",
+    ),
     # --- task parameters
     "T1": (
         "task parameter",
@@ -388,6 +405,218 @@ def test_bad_cli_input_is_one_error_line_and_exit_2(
     assert excerpt in lines[-1], lines[-1]
 
 
+# ----------------------------------------------------------------------------- modal.yaml (modal_submit.py)
+
+# modal.yaml files the M rows name (written into a temp dir; TINYZERO_MODAL_YAML points at one of them).
+MODAL_FILES: dict[str, bytes] = {
+    "m_broken.yaml": b"gpu: [\n",
+    "m_binary.yaml": b"\x00\xff\xfe\x01garbage",
+    "m_list.yaml": b"- gpu\n- L4\n",
+    "m_typo_key.yaml": b"gpus: H100\n",
+    "m_gpu.yaml": b"gpu: H1000\n",
+    "m_gpu_null.yaml": b"gpu: null\n",
+    "m_timeout_0.yaml": b"timeout_minutes: 0\n",
+    "m_timeout_neg.yaml": b"timeout_minutes: -5\n",
+    "m_timeout_word.yaml": b"timeout_minutes: soon\n",
+    "m_timeout_2d.yaml": b"timeout_minutes: 2880\n",
+    "m_count_0.yaml": b"gpu_count: 0\n",
+    "m_count_9.yaml": b"gpu_count: 9\n",
+    "m_count_half.yaml": b"gpu_count: 1.5\n",
+    "m_cpu_count.yaml": b"gpu: none\ngpu_count: 2\n",
+    "m_volume.yaml": b"volume: my volume\n",
+    "m_app.yaml": b"app_name: my/app\n",
+    "m_python.yaml": b"python_version: 3.10\n",
+    "m_price_gpu.yaml": b"price_per_hour: {H1000: 3.0}\n",
+    "m_price_0.yaml": b"price_per_hour: {H100: 0}\n",
+    "m_price_list.yaml": b"price_per_hour: [3.95]\n",
+    "m_price_nested.yaml": b"price_per_hour: {H100: [3.95]}\n",
+    "m_dangling_ref.yaml": b"gpu: ${oops}\n",
+}
+
+# id -> (input, bad value, command, excerpt of the one error line); the command's first word is the
+# environment variable, the file name in it is the temp file above.
+MODAL_ROWS: dict[str, tuple[str, str, str, str]] = {
+    "M1": (
+        "modal.yaml",
+        "missing",
+        "TINYZERO_MODAL_YAML=nope.yaml modal_submit.py",
+        "Modal settings 'nope.yaml' not found (copy modal.yaml from the repository root)",
+    ),
+    "M2": (
+        "modal.yaml",
+        "a directory",
+        "TINYZERO_MODAL_YAML=configs modal_submit.py",
+        "Modal settings 'configs' not found",
+    ),
+    "M3": (
+        "modal.yaml",
+        "variable set but empty",
+        "TINYZERO_MODAL_YAML= modal_submit.py",
+        "Modal settings '' not found",
+    ),
+    "M4": (
+        "modal.yaml",
+        "invalid YAML `gpu: [`",
+        "TINYZERO_MODAL_YAML=m_broken.yaml modal_submit.py",
+        "cannot read",
+    ),
+    "M5": (
+        "modal.yaml",
+        "binary garbage",
+        "TINYZERO_MODAL_YAML=m_binary.yaml modal_submit.py",
+        "cannot read",
+    ),
+    "M6": (
+        "modal.yaml",
+        "a YAML list",
+        "TINYZERO_MODAL_YAML=m_list.yaml modal_submit.py",
+        "must be a mapping of settings",
+    ),
+    "M7": (
+        "modal.yaml",
+        "unknown key `gpus:`",
+        "TINYZERO_MODAL_YAML=m_typo_key.yaml modal_submit.py",
+        "(did you mean 'gpu'?)",
+    ),
+    "M8": (
+        "modal.yaml",
+        "`gpu: H1000`",
+        "TINYZERO_MODAL_YAML=m_gpu.yaml modal_submit.py",
+        "gpu 'H1000' is not a Modal GPU type (did you mean 'H100'?)",
+    ),
+    "M9": (
+        "modal.yaml",
+        "`gpu: null`",
+        "TINYZERO_MODAL_YAML=m_gpu_null.yaml modal_submit.py",
+        "bad value for 'gpu'",
+    ),
+    "M10": (
+        "modal.yaml",
+        "`timeout_minutes: 0`",
+        "TINYZERO_MODAL_YAML=m_timeout_0.yaml modal_submit.py",
+        "timeout_minutes=0 is out of range: expected 1..1440",
+    ),
+    "M11": (
+        "modal.yaml",
+        "`timeout_minutes: -5`",
+        "TINYZERO_MODAL_YAML=m_timeout_neg.yaml modal_submit.py",
+        "timeout_minutes=-5 is out of range",
+    ),
+    "M12": (
+        "modal.yaml",
+        "`timeout_minutes: soon`",
+        "TINYZERO_MODAL_YAML=m_timeout_word.yaml modal_submit.py",
+        "bad value for 'timeout_minutes'",
+    ),
+    "M13": (
+        "modal.yaml",
+        "two days, over Modal's limit",
+        "TINYZERO_MODAL_YAML=m_timeout_2d.yaml modal_submit.py",
+        "timeout_minutes=2880 is out of range: expected 1..1440",
+    ),
+    "M14": (
+        "modal.yaml",
+        "`gpu_count: 0`",
+        "TINYZERO_MODAL_YAML=m_count_0.yaml modal_submit.py",
+        "gpu_count=0 is out of range: expected 1..8",
+    ),
+    "M15": (
+        "modal.yaml",
+        "`gpu_count: 9`",
+        "TINYZERO_MODAL_YAML=m_count_9.yaml modal_submit.py",
+        "gpu_count=9 is out of range: expected 1..8",
+    ),
+    "M16": (
+        "modal.yaml",
+        "`gpu_count: 1.5`",
+        "TINYZERO_MODAL_YAML=m_count_half.yaml modal_submit.py",
+        "bad value for 'gpu_count'",
+    ),
+    "M17": (
+        "modal.yaml",
+        "2 GPUs of type `none`",
+        "TINYZERO_MODAL_YAML=m_cpu_count.yaml modal_submit.py",
+        "gpu_count=2 needs a GPU type",
+    ),
+    "M18": (
+        "modal.yaml",
+        "`volume: my volume`",
+        "TINYZERO_MODAL_YAML=m_volume.yaml modal_submit.py",
+        "volume 'my volume' must be 1-64 letters, digits",
+    ),
+    "M19": (
+        "modal.yaml",
+        "`app_name: my/app`",
+        "TINYZERO_MODAL_YAML=m_app.yaml modal_submit.py",
+        "app_name 'my/app' must be 1-64 letters, digits",
+    ),
+    "M20": (
+        "modal.yaml",
+        "`python_version: 3.10` (a number)",
+        "TINYZERO_MODAL_YAML=m_python.yaml modal_submit.py",
+        "python_version '3.1' must be 3.11 or newer, quoted",
+    ),
+    "M21": (
+        "modal.yaml",
+        "price of an unknown GPU",
+        "TINYZERO_MODAL_YAML=m_price_gpu.yaml modal_submit.py",
+        "price_per_hour has unknown GPU 'H1000' (did you mean 'H100'?)",
+    ),
+    "M22": (
+        "modal.yaml",
+        "price 0",
+        "TINYZERO_MODAL_YAML=m_price_0.yaml modal_submit.py",
+        "price_per_hour.H100=0.0 must be a finite number > 0",
+    ),
+    "M23": (
+        "modal.yaml",
+        "prices as a list",
+        "TINYZERO_MODAL_YAML=m_price_list.yaml modal_submit.py",
+        "price_per_hour must be a mapping of GPU type to USD",
+    ),
+    "M24": (
+        "modal.yaml",
+        "a price that is a list",
+        "TINYZERO_MODAL_YAML=m_price_nested.yaml modal_submit.py",
+        "price_per_hour.H100=[3.95] must be a finite number > 0",
+    ),
+    "M25": (
+        "modal.yaml",
+        "`gpu: ${oops}` (names no key)",
+        "TINYZERO_MODAL_YAML=m_dangling_ref.yaml modal_submit.py",
+        "Interpolation key 'oops' not found",
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def modal_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("bad_modal_yaml")
+    for name, content in MODAL_FILES.items():
+        (root / name).write_bytes(content)
+    return root
+
+
+@pytest.mark.parametrize("row", sorted(MODAL_ROWS, key=lambda r: int(r[1:])))
+def test_bad_modal_yaml_is_one_error_line_and_exit_2(row: str, modal_files: Path) -> None:
+    """A real `python modal_submit.py` process: `modal run` imports the file the same way, and a bad
+    modal.yaml must stop it there, before the modal package or the service is touched."""
+    _, _, command, excerpt = MODAL_ROWS[row]
+    variable, script, *args = command.split()
+    name, value = variable.split("=", 1)
+    env = {**os.environ, name: str(modal_files / value) if value in MODAL_FILES else value}
+    env["PYTHONPATH"] = str(ROOT)
+    proc = subprocess.run(
+        [sys.executable, script, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert [ln for ln in lines if ln.startswith("error:")] == [lines[-1]], proc.stderr
+    assert excerpt in lines[-1], lines[-1]
+    assert proc.stdout == ""  # stopped before the cost estimate
+
+
 # ----------------------------------------------------------------------------- model output (environment)
 
 NUMS, TARGET = [3, 7, 25], 46
@@ -454,15 +683,15 @@ def doc_rows() -> dict[str, list[str]]:
     rows = {}
     for line in DOC.read_text().splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) >= 4 and re.fullmatch(r"[FOTAKE]\d+", cells[0]):
+        if len(cells) >= 4 and re.fullmatch(r"[FOTAKME]\d+", cells[0]):
             rows[cells[0]] = cells
     return rows
 
 
 def test_docs_table_matches_the_tests() -> None:
     rows = doc_rows()
-    assert set(rows) == set(CLI_ROWS) | set(ANSWERS)
-    for row, (_, _, command, excerpt) in CLI_ROWS.items():
+    assert set(rows) == set(CLI_ROWS) | set(MODAL_ROWS) | set(ANSWERS)
+    for row, (_, _, command, excerpt) in {**CLI_ROWS, **MODAL_ROWS}.items():
         assert f"`{command}`" == rows[row][3], row
         assert f"`{excerpt}`" == rows[row][4], row
     for row, (task, _, _, reward, reason) in ANSWERS.items():
@@ -472,7 +701,7 @@ def test_docs_table_matches_the_tests() -> None:
 def markdown_tables() -> str:
     """The two tables of docs/reliability.md (python tests/test_bad_input.py prints them)."""
     out = ["| id | input | bad value | command | the `error:` line contains |", "|---|---|---|---|---|"]
-    for row, (what, bad, command, excerpt) in CLI_ROWS.items():
+    for row, (what, bad, command, excerpt) in {**CLI_ROWS, **MODAL_ROWS}.items():
         out.append(f"| {row} | {what} | {bad} | `{command}` | `{excerpt}` |")
     out += ["", "| id | task | bad value | reward, reason |", "|---|---|---|---|"]
     for row, (task, bad, _, reward, reason) in ANSWERS.items():

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import io
+import math
 import re
 import subprocess
 import sys
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from tinyzero.config import Config, _merge
 from tinyzero.errors import UserError
@@ -80,7 +82,14 @@ def load_modal_settings(path: str | Path) -> ModalSettings:
         loaded = OmegaConf.create({})
     if not OmegaConf.is_dict(loaded):
         raise UserError(f"'{path}' must be a mapping of settings (e.g. 'gpu: L4')")
-    s: ModalSettings = OmegaConf.to_object(_merge(OmegaConf.structured(ModalSettings), loaded, str(path)))
+    try:
+        s: ModalSettings = OmegaConf.to_object(_merge(OmegaConf.structured(ModalSettings), loaded, str(path)))
+    except TypeError:  # OmegaConf's merge of a list or scalar into the one mapping, price_per_hour
+        raise UserError(
+            f"{path}: price_per_hour must be a mapping of GPU type to USD, e.g. {{H100: 3.95}}"
+        ) from None
+    except OmegaConfBaseException as e:  # an unresolvable ${...} interpolation surfaces only here
+        raise UserError(f"bad value for '{e.full_key}' in {path}: {str(e).splitlines()[0]}") from None
     known = [*GPU_PRICES_USD_PER_HOUR, "none"]
     canonical = {g.upper(): g for g in known}
     if s.gpu.upper() not in canonical:
@@ -102,15 +111,18 @@ def load_modal_settings(path: str | Path) -> ModalSettings:
     if not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", s.app_name):
         raise UserError(f"{path}: app_name '{s.app_name}' must be 1-64 letters, digits, '.', '_' or '-'")
     if not re.fullmatch(r"3\.(1[1-9])", s.python_version):
-        raise UserError(f"{path}: python_version '{s.python_version}' must be 3.11 or newer, e.g. '3.11'")
+        raise UserError(
+            f"{path}: python_version '{s.python_version}' must be 3.11 or newer, quoted "
+            "(e.g. '3.12'; YAML reads an unquoted 3.10 as 3.1)"
+        )
     for gpu, price in s.price_per_hour.items():
         if gpu not in GPU_PRICES_USD_PER_HOUR:
             raise UserError(
                 f"{path}: price_per_hour has unknown GPU '{gpu}'"
                 f"{_did_you_mean(gpu, list(GPU_PRICES_USD_PER_HOUR))}"
             )
-        if not price > 0:
-            raise UserError(f"{path}: price_per_hour.{gpu}={price} must be > 0")
+        if not isinstance(price, int | float) or not 0 < price < math.inf:  # the schema lets a list through
+            raise UserError(f"{path}: price_per_hour.{gpu}={price} must be a finite number > 0")
     return s
 
 

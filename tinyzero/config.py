@@ -256,7 +256,10 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         cfg = _merge(cfg, loaded, str(path))
     if overrides:
         cfg = _merge(cfg, _parse_overrides(overrides), "command-line overrides")
-    obj: Config = OmegaConf.to_object(cfg)  # type: ignore[assignment]
+    try:
+        obj: Config = OmegaConf.to_object(cfg)  # type: ignore[assignment]
+    except OmegaConfBaseException as e:  # an unresolvable ${...} interpolation surfaces only here
+        raise UserError(f"bad value for '{e.full_key}': {str(e).splitlines()[0]}") from None
     validate(obj)
     return obj
 

@@ -275,6 +275,7 @@ def test_ctrl_c_finishes_the_iteration_saves_and_exits_130(
     cache_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
     settings = ("training.total_iterations=4", "training.checkpoint_every=10")  # only the end would save
+    before = signal.getsignal(signal.SIGINT)  # default_int_handler, or SIG_IGN under nohup / a background job
     reward = interrupting_reward(at_iteration=2)
     tr = trainer(cache_dir, tmp_path, *settings, reward=reward)
     reward.trainer = tr
@@ -284,7 +285,7 @@ def test_ctrl_c_finishes_the_iteration_saves_and_exits_130(
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1] == "interrupted: saved checkpoint iter_000002; continue with --resume"
     assert not any("Traceback" in line for line in err)
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler removed again
+    assert signal.getsignal(signal.SIGINT) is before  # our handler removed again
     verify_checkpoint(tr.ckpt_root / "iter_000002")
     assert [m["iteration"] for m in logged(tr.run_dir)] == [0, 1, 2]
 
@@ -297,6 +298,7 @@ def test_ctrl_c_finishes_the_iteration_saves_and_exits_130(
 
 
 def test_second_ctrl_c_stops_at_once_without_saving(cache_dir: Path, tmp_path: Path) -> None:
+    before = signal.getsignal(signal.SIGINT)
     reward = interrupting_reward(at_iteration=2, times=2)
     tr = trainer(
         cache_dir, tmp_path, "training.total_iterations=4", "training.checkpoint_every=10", reward=reward
@@ -306,7 +308,7 @@ def test_second_ctrl_c_stops_at_once_without_saving(cache_dir: Path, tmp_path: P
         tr.train()
     assert not isinstance(exc.value, Interrupted)
     assert not tr.ckpt_root.exists() or not any(tr.ckpt_root.glob("iter_*"))
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGINT) is before
 
 
 # ----------------------------------------------------------------------------- damaged checkpoints

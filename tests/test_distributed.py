@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -163,7 +164,11 @@ def test_two_processes_match_one_process_on_the_same_global_batch(
         cfg1 = load_config(
             SMOKE, overrides(tmp_path / "s1", cache_dir, strategy, "astarpo", "astarpo.beta=0.3")
         )
-        table = build_v_star_table(TinyZeroTrainer(cfg1, progress=False), chunk=16)
+        # The ranks left their table in the shared cache: remove it, or the single process would load it.
+        shutil.rmtree(cache_dir.parent / "v_star", ignore_errors=True)
+        single = TinyZeroTrainer(cfg1, progress=False)
+        table = build_v_star_table(single, chunk=16)
+        assert single.stage1_tokens > 0  # computed here, not read back
         assert ranks[0]["v_star"] == ranks[1]["v_star"] == table
         assert ranks[0]["stage1_tokens"] == ranks[1]["stage1_tokens"] > 0
 

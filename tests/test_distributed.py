@@ -27,7 +27,6 @@ from tinyzero.algorithms.astarpo import build_v_star_table
 from tinyzero.config import load_config
 from tinyzero.distributed import launched_by_torchrun
 from tinyzero.errors import UserError
-from tinyzero.pretrain import ensure_base_model
 from tinyzero.trainer import TinyZeroTrainer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,14 +34,6 @@ sys.path.insert(0, str(Path(__file__).parent))
 from dist_worker import overrides  # noqa: E402  (the worker's exact settings)
 
 SMOKE = ROOT / "configs" / "smoke.yaml"
-
-
-@pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    torch.set_num_threads(1)
-    root = tmp_path_factory.mktemp("dist_cache") / "base_models"
-    ensure_base_model(load_config(SMOKE, [f"pretrain.cache_dir={root}"]), "cpu", progress=False)
-    return root
 
 
 def torchrun(out: Path, cache: Path, *args: str) -> list[dict]:

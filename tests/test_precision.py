@@ -15,19 +15,10 @@ import torch
 
 from tinyzero.config import load_config
 from tinyzero.errors import UserError
-from tinyzero.pretrain import ensure_base_model
 from tinyzero.trainer import TinyZeroTrainer
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ROOT / "configs" / "smoke.yaml"
-
-
-@pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    torch.set_num_threads(1)
-    root = tmp_path_factory.mktemp("precision_cache") / "base_models"
-    ensure_base_model(load_config(SMOKE, [f"pretrain.cache_dir={root}"]), "cpu", progress=False)
-    return root
 
 
 def trainer(cache: Path, out: Path, *overrides: str) -> TinyZeroTrainer:

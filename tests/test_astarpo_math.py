@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from tinyzero.algorithms import ppo
 from tinyzero.algorithms.astarpo import astarpo_loss, estimate_v_star
+from tinyzero.algorithms.common import token_kl
 from tinyzero.algorithms.grpo import group_advantages
 from tinyzero.algorithms.ragen_astarpo import starpo_s_keep
 
@@ -94,3 +95,46 @@ def test_ppo_whitening_is_zero_mean_unit_std_on_agent_tokens_only() -> None:
     assert torch.all(w[~mask] == 0)
     # ordering of the advantages is kept: the best token stays the best
     assert torch.equal(kept.argsort(), adv[mask].argsort())
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(0, 10_000), st.floats(0.1, 5.0))
+def test_token_kl_is_the_exact_kl(seed: int, spread: float) -> None:
+    g = torch.Generator().manual_seed(seed)
+    p = torch.log_softmax(spread * torch.randn(3, 4, 7, generator=g, dtype=torch.float64), -1)
+    q = torch.log_softmax(spread * torch.randn(3, 4, 7, generator=g, dtype=torch.float64), -1)
+    kl = token_kl(p, q)
+    assert kl.shape == (3, 4) and (kl >= -1e-12).all()
+    expected = torch.nn.functional.kl_div(q, p, log_target=True, reduction="none").sum(-1)  # KL(p ‖ q)
+    torch.testing.assert_close(kl, expected)
+    assert token_kl(p, p).abs().max() < 1e-12
+
+
+def test_token_kl_charges_mass_on_characters_the_reference_rules_out() -> None:
+    # π_ref after "Ri": g with 1 − 1e-6; a policy that moved 1 % onto "D" pays ≈ 0.01·log(0.01/1e-6)
+    ref = torch.log(torch.tensor([1 - 1e-6, 1e-6], dtype=torch.float64))
+    pol = torch.log(torch.tensor([0.99, 0.01], dtype=torch.float64))
+    expected = 0.99 * math.log(0.99 / (1 - 1e-6)) + 0.01 * math.log(0.01 / 1e-6)
+    assert token_kl(pol, ref).item() == pytest.approx(expected, rel=1e-9)
+    assert token_kl(pol, ref).item() > 0.08  # ≫ the sampled-token estimate when "g" is sampled (≈ 0.0001)
+
+
+def test_huber_residual_matches_squares_inside_delta_and_caps_the_pull_outside() -> None:
+    ref = torch.zeros(4, dtype=torch.float64)
+    rewards = torch.tensor([1.0, 0.0, 0.0, 1.0], dtype=torch.float64)
+    v = torch.full((4,), 0.5, dtype=torch.float64)
+    small = torch.tensor([2.0, -1.0, -3.0, 1.0], dtype=torch.float64)  # β2 = 0.1: |residuals| ≤ 0.3
+    assert astarpo_loss(small, ref, rewards, v, 0.1, huber_delta=1.0).item() == pytest.approx(
+        astarpo_loss(small, ref, rewards, v, 0.1).item(), rel=1e-12
+    )
+    # one outlier trajectory: log-ratio +40 nats, residual 0.1·40 − 0.5 = 3.5 (by hand: 2·1·3.5 − 1 = 6)
+    logp = torch.tensor([40.0, -1.0, -3.0, 1.0], dtype=torch.float64, requires_grad=True)
+    huber = astarpo_loss(logp, ref, rewards, v, 0.1, huber_delta=1.0)
+    expected = (6.0 + 0.4**2 + 0.2**2 + 0.4**2) / 4
+    assert huber.item() == pytest.approx(expected, rel=1e-12)
+    (grad,) = torch.autograd.grad(huber, logp)
+    assert grad[0].item() == pytest.approx(0.1 * 2 * 1.0 / 4)  # capped at β2·2δ/N ...
+    logp2 = logp.detach().clone().requires_grad_(True)
+    (grad_sq,) = torch.autograd.grad(astarpo_loss(logp2, ref, rewards, v, 0.1), logp2)
+    assert grad_sq[0].item() == pytest.approx(0.1 * 2 * 3.5 / 4)  # ... where the square pulls 3.5x harder
+    torch.testing.assert_close(grad[1:], grad_sq[1:])  # the ordinary trajectories are untouched

@@ -18,6 +18,8 @@ from tinyzero.environments.multiplication import (
     MultiplicationProblem,
     compute_score,
     corrupt,
+    long_multiplication,
+    num_steps,
     score_and_reason,
 )
 
@@ -148,3 +150,48 @@ def test_behaviour_turns() -> None:
     p = MultiplicationProblem(47, 89)
     half = [compute_score(task.behaviour_turns(p, rng, 0.5)[0][1], 47, 89) for _ in range(400)]
     assert 0.4 < half.count(1.0) / len(half) < 0.6
+
+
+def _check_steps(work: str, a: int, b: int) -> list[bool]:
+    """Each written step parsed back and checked by hand: True where the equation holds."""
+    ok = []
+    for line in work.splitlines():
+        lhs, rhs = line.split("=")
+        x, op, y = lhs.partition("*") if "*" in lhs else lhs.partition("+")
+        value = int(x) * int(y) if op == "*" else int(x) + int(y)
+        ok.append(value == int(rhs))
+        if op == "*":
+            assert int(x) == a and int(y) in {int(d) * 10**i for i, d in enumerate(reversed(str(b)))}
+    return ok
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(1, 99_999), st.integers(1, 99_999), st.integers(0, 10_000))
+def test_long_multiplication_steps_are_true_and_a_slip_is_one_consistent_mistake(
+    a: int, b: int, seed: int
+) -> None:
+    work, product = long_multiplication(a, b)
+    assert product == a * b
+    assert all(_check_steps(work, a, b)) and len(work.splitlines()) == num_steps(b)
+    rng = random.Random(seed)
+    slip = rng.randrange(num_steps(b))
+    work, product = long_multiplication(a, b, slip, rng)
+    assert product != a * b  # one wrong digit somewhere always changes the result
+    assert _check_steps(work, a, b) == [
+        i != slip for i in range(num_steps(b))
+    ]  # only the slipped step is wrong
+    assert work.splitlines()[-1].endswith(f"={product}")
+
+
+def test_scratchpad_demonstrations_score_like_plain_ones() -> None:
+    task = make_task(TaskConfig(name="multiplication", num_train=200, scratchpad=True))
+    rng = random.Random(0)
+    p = MultiplicationProblem(47, 89)
+    ((obs, action),) = task.behaviour_turns(p, rng, 1.0)
+    assert obs == "47*89=\n"
+    assert action == "47*9=423\n47*80=3760\n423+3760=4183\n<answer>4183</answer>"
+    assert compute_score(task.behaviour_turns(p, rng, 0.0)[0][1], 47, 89) == 0.1  # a slip: a wrong integer
+    scores = [
+        compute_score(task.behaviour_turns(q, rng, 0.7)[0][1], q.a, q.b) for q in task.problems("train")
+    ]
+    assert set(scores) == {1.0, 0.1} and 0.6 < scores.count(1.0) / len(scores) < 0.8

@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from tinyzero.algorithms import astarpo
 from tinyzero.algorithms.astarpo import astarpo_loss, estimate_v_star
-from tinyzero.algorithms.common import group_view, make_batch, masked_mean, trajectory_logprobs
+from tinyzero.algorithms.common import group_view, make_batch, masked_mean, token_kl, trajectory_logprobs
 from tinyzero.algorithms.grpo import clipped_surrogate, group_advantages
 from tinyzero.checkpoint import load_checkpoint
 from tinyzero.config import load_config
@@ -154,6 +155,47 @@ def test_ragen_update_lowers_its_loss(cache_dir: Path, tmp_path: Path) -> None:
     assert losses[-1] < losses[0], losses
 
 
+@pytest.mark.parametrize("keep", [None, [0, 1, 2, 3]], ids=["all", "starpo-s-half"])
+def test_kl_term_is_the_exact_per_character_kl_of_the_kept_trajectories(
+    cache_dir: Path, tmp_path: Path, keep: list[int] | None
+) -> None:
+    """regress(kl_coef = c) = regress(kl_coef = 0) + c · mean over the kept trajectories' agent tokens of
+    Σ_v π_θ(v)(log π_θ(v) − log π_ref(v)), and descending it pulls a perturbed policy back toward π_ref."""
+    tr = trainer(cache_dir, tmp_path, "algorithm.name=ragen", "training.lr=3e-4", "training.entropy_coef=0")
+    k = tr.cfg.num_completions
+    _, rewards, batch, _ = fixed_episodes(tr, 2, k, varied=True)
+    with torch.no_grad():
+        for p in tr.policy.parameters():  # move π_θ away from π_ref so that the KL is not ~0
+            p.add_(0.05 * torch.randn_like(p))
+        ref = trajectory_logprobs(tr.ref, batch, dist=True)
+    v_star = torch.full_like(rewards, 0.3)
+    idx = None if keep is None else torch.tensor(keep)
+
+    def loss(coef: float) -> tuple[torch.Tensor, float]:
+        tr.cfg.astarpo.kl_coef = coef
+        lp = trajectory_logprobs(tr.policy, batch, dist=True)
+        kept = (
+            torch.zeros(len(rewards), dtype=torch.bool)
+            if keep
+            else torch.ones(len(rewards), dtype=torch.bool)
+        )
+        if keep:
+            kept[idx] = True
+        mask = batch.mask & kept[batch.traj][:, None]
+        kl = token_kl(lp.dist, ref.dist)
+        by_hand = float((kl.detach() * mask).sum() / mask.sum())
+        return astarpo.regress(tr, batch, lp, ref, rewards, v_star, keep=idx)[1], by_hand
+
+    (without, _), (with_kl, kl0) = loss(0.0), loss(2.0)
+    assert kl0 > 0.01
+    assert with_kl.item() == pytest.approx(without.item() + 2.0 * kl0, rel=1e-5)
+    kls = [kl0]
+    for _ in range(5):
+        tr.optimize(loss(2.0)[0])
+        kls.append(loss(2.0)[1])
+    assert kls[-1] < kls[0], kls
+
+
 def test_grpo_update_lowers_its_surrogate(cache_dir: Path, tmp_path: Path) -> None:
     tr = trainer(cache_dir, tmp_path, "algorithm.name=grpo", "training.lr=1e-4")
     cfg, k = tr.cfg, tr.cfg.num_completions
@@ -236,8 +278,20 @@ def check_run_dir(tr: TinyZeroTrainer, iterations: int) -> list[dict]:
         ["algorithm.name=ragen", "astarpo.v_star_source=reference"],
         ["algorithm.name=ragen", "algorithm.starpo_s_keep=0.5"],
         ["algorithm.name=ragen", "training.update_epochs=3"],
+        ["algorithm.name=ragen", "astarpo.kl_coef=0.2", "astarpo.huber_delta=1", "training.update_epochs=2"],
+        ["algorithm.name=astarpo", "astarpo.kl_coef=0.2"],
     ],
-    ids=["astarpo", "ragen", "grpo", "ppo", "ragen-reference", "ragen-starpo-s", "ragen-epochs"],
+    ids=[
+        "astarpo",
+        "ragen",
+        "grpo",
+        "ppo",
+        "ragen-reference",
+        "ragen-starpo-s",
+        "ragen-epochs",
+        "ragen-kl-huber",
+        "astarpo-kl",
+    ],
 )
 def test_end_to_end(cache_dir: Path, tmp_path: Path, overrides: list[str]) -> None:
     tr = trainer(cache_dir, tmp_path, *overrides)
@@ -252,6 +306,10 @@ def test_end_to_end(cache_dir: Path, tmp_path: Path, overrides: list[str]) -> No
         assert all("v_star/mean" in m and "kept_groups" in m for m in lines[1:])
         expected = 1 if tr.cfg.algorithm.starpo_s_keep < 1 else 2  # 8 trajectories = 2 groups of K = 4
         assert all(m["kept_groups"] == expected for m in lines[1:])
+    if tr.cfg.astarpo.kl_coef > 0:  # the exact per-character KL is logged, and is a KL
+        assert all(m["kl/token"] >= 0 for m in lines[1:])
+    else:
+        assert all("kl/token" not in m for m in lines[1:])
     if name == "astarpo":
         table = json.loads((tr.run_dir / "v_star.json").read_text())
         assert len(table) == len(tr.train_problems)

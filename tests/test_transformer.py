@@ -22,6 +22,7 @@ from tinyzero.models.transformer import (
     model_config,
     token_logprobs,
     token_logprobs_and_entropy,
+    token_logprobs_entropy_and_dist,
 )
 
 V = 32
@@ -188,6 +189,28 @@ def test_bucketed_logprobs_match_one_masked_block(monkeypatch):
         assert (lp_b[i, len(s) :] == 0).all() and (ent_b[i, len(s) :] == 0).all()
     for gb, gm in zip(grads_b, grads_m, strict=True):
         torch.testing.assert_close(gb, gm, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("cost", [1, 10**9], ids=["many-buckets", "one-bucket"])
+def test_full_distributions_agree_with_logprobs_and_entropy(monkeypatch, cost):
+    """The (B, T, V) log-distributions that the exact KL uses: rows sum to 1 on real positions, the
+    target's entry is the token log-prob, −Σ p·log p is the entropy, zeros elsewhere, in the caller's
+    row order whether the rows ran in one bucket or several."""
+    seqs = make_prompts(9, 2, 40, seed=12)
+    ids, attn = right_padded(seqs)
+    monkeypatch.setitem(transformer.BUCKET_COST_TOKENS, "cpu", cost)
+    model = make_model(spread=1.0)
+    logp, ent, dist = token_logprobs_entropy_and_dist(model, ids, attn)
+    assert dist.shape == (*ids.shape, V)
+    logp2, ent2 = token_logprobs_and_entropy(model, ids, attn)
+    torch.testing.assert_close(logp, logp2)
+    torch.testing.assert_close(ent, ent2)
+    torch.testing.assert_close(dist.gather(-1, ids[..., None]).squeeze(-1), logp)
+    torch.testing.assert_close(-(dist.exp() * dist).sum(-1), ent)
+    for i, s in enumerate(seqs):
+        real = dist[i, 1 : len(s)]
+        torch.testing.assert_close(real.exp().sum(-1), torch.ones(len(s) - 1), atol=1e-5, rtol=0)
+        assert (dist[i, 0] == 0).all() and (dist[i, len(s) :] == 0).all()
 
 
 # ---------------------------------------------------------------------------------------------- generate

@@ -56,6 +56,9 @@ class TaskConfig:
     # multiplication
     digits_a: int = 2  # digits of the first factor
     digits_b: int = 2  # digits of the second factor
+    scratchpad: bool = (
+        False  # base corpus writes long multiplication (partial products, sums) before the answer
+    )
     # frozenlake
     size: int = 4  # the map is size × size
     is_slippery: bool = False  # Gymnasium's slippery dynamics (intended move with prob 1/3)
@@ -111,6 +114,8 @@ class AStarPOConfig:
     num_trajectories: int = 128  # rollouts (prompts × samples) per iteration
     filter_all_failed: bool = False  # drop training prompts where all N reference samples failed
     v_star_source: str = "importance"  # ragen: importance (K on-policy samples, weighted) | reference
+    huber_delta: float = 0.0  # > 0: Huber loss on residuals beyond δ (reward units), docs/algorithms.md
+    kl_coef: float = 0.0  # weight of the exact per-character KL(π_θ ‖ π_ref), docs/algorithms.md
 
 
 @dataclass
@@ -380,6 +385,13 @@ def validate(cfg: Config) -> None:
     )
     _check(cfg.training.eval_every >= 0, "training.eval_every", cfg.training.eval_every, ">= 0")
     _check(cfg.training.entropy_coef >= 0, "training.entropy_coef", cfg.training.entropy_coef, ">= 0")
+    _check(cfg.astarpo.kl_coef >= 0, "astarpo.kl_coef", cfg.astarpo.kl_coef, ">= 0")
+    _check(
+        cfg.astarpo.huber_delta >= 0,
+        "astarpo.huber_delta",
+        cfg.astarpo.huber_delta,
+        ">= 0 (0 = squared loss)",
+    )
     _check(cfg.run.threads >= 0, "run.threads", cfg.run.threads, ">= 0")
     _check(0 <= cfg.run.seed < 2**32, "run.seed", cfg.run.seed, "0 <= seed < 2**32 (numpy's range)")
     _check(cfg.task.seed >= 0, "task.seed", cfg.task.seed, ">= 0")

@@ -54,6 +54,8 @@ def base_model_key(cfg: Config) -> str:
     """Hash of everything that shapes the base model (task, architecture, corpus, recipe, seed)."""
     task = asdict(cfg.task)
     task.pop("num_test")  # evaluation size does not change the model
+    if not task["scratchpad"]:
+        task.pop("scratchpad")  # added later: keep the cache keys of bases built without it
     settings = {
         "version": CORPUS_VERSION,
         "task": task,

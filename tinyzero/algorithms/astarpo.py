@@ -26,8 +26,16 @@ import os
 from typing import TYPE_CHECKING, Any
 
 import torch
+import torch.nn.functional as F
 
-from tinyzero.algorithms.common import Batch, LogProbs, make_batch, masked_mean, trajectory_logprobs
+from tinyzero.algorithms.common import (
+    Batch,
+    LogProbs,
+    make_batch,
+    masked_mean,
+    token_kl,
+    trajectory_logprobs,
+)
 from tinyzero.metrics import mean
 from tinyzero.rollout import run_episodes
 
@@ -56,11 +64,25 @@ def estimate_v_star(
 
 
 def astarpo_loss(
-    logp: torch.Tensor, ref_logp: torch.Tensor, rewards: torch.Tensor, v_star: torch.Tensor, beta2: float
+    logp: torch.Tensor,
+    ref_logp: torch.Tensor,
+    rewards: torch.Tensor,
+    v_star: torch.Tensor,
+    beta2: float,
+    huber_delta: float = 0.0,
 ) -> torch.Tensor:
-    """Equation (3): least squares of β2·log(π_θ/π_ref) onto A* = r − V*, averaged over trajectories."""
+    """Equation (3): least squares of β2·log(π_θ/π_ref) onto A* = r − V*, averaged over trajectories.
+
+    ``huber_delta`` = δ > 0 swaps the square for the Huber loss scaled to match it: e² when |e| ≤ δ,
+    2δ|e| − δ² beyond (e = the residual). Same minimiser and same gradient for ordinary residuals, but
+    a trajectory with an outlying log-ratio (a rare character sampled, |e| of several nats) pulls
+    with at most 2δ instead of 2|e|, so after gradient clipping it cannot take over the whole step.
+    """
     advantage = rewards - v_star  # A*(x, y)
-    return ((beta2 * (logp - ref_logp) - advantage) ** 2).mean()
+    residual = beta2 * (logp - ref_logp) - advantage
+    if huber_delta > 0:
+        return 2 * F.huber_loss(residual, torch.zeros_like(residual), delta=huber_delta)
+    return (residual**2).mean()
 
 
 # ----------------------------------------------------------------------------- stage 1: V* table
@@ -193,27 +215,46 @@ def regress(
     v_star: torch.Tensor,
     keep: torch.Tensor | None = None,
 ) -> tuple[LogProbs, torch.Tensor, torch.Tensor]:
-    """Loss (3) minus the entropy bonus over the trajectories ``keep`` (all if None).
+    """Loss (3) minus the entropy bonus (plus the optional per-character KL) over the trajectories ``keep``.
 
     The targets r − V* are fixed for the batch, so with ``training.update_epochs`` > 1 the regression
     first takes that many − 1 steps on it; the returned loss is the last one, for the trainer's step.
+    With ``astarpo.kl_coef`` > 0, ``lp`` and ``ref`` must carry their distributions (``wants_dist``).
     Returns the final log-probs, the loss and the entropy.
     """
     cfg = trainer.cfg
     idx = torch.arange(len(rewards), device=lp.traj.device) if keep is None else keep
+    kept = torch.zeros(len(rewards), dtype=torch.bool, device=lp.traj.device).index_fill(0, idx, True)
+    kept_mask = batch.mask & kept[batch.traj][:, None]  # agent tokens of the kept trajectories
 
     def loss_of(lp: LogProbs) -> tuple[torch.Tensor, torch.Tensor]:
         r, v = rewards.to(lp.traj)[idx], v_star.to(lp.traj)[idx]
         entropy = masked_mean(lp.entropy, batch.mask)
-        return astarpo_loss(
-            lp.traj[idx], ref.traj[idx], r, v, cfg.astarpo.beta2
-        ) - cfg.training.entropy_coef * entropy, entropy
+        loss = astarpo_loss(lp.traj[idx], ref.traj[idx], r, v, cfg.astarpo.beta2, cfg.astarpo.huber_delta)
+        loss = loss - cfg.training.entropy_coef * entropy
+        if cfg.astarpo.kl_coef > 0:
+            assert lp.dist is not None and ref.dist is not None, "astarpo.kl_coef needs dist=True log-probs"
+            loss = loss + cfg.astarpo.kl_coef * masked_mean(token_kl(lp.dist, ref.dist), kept_mask)
+        return loss, entropy
 
     for _ in range(cfg.training.update_epochs - 1):
         trainer.optimize(loss_of(lp)[0])
-        lp = trajectory_logprobs(trainer.train_policy, batch)
+        lp = trajectory_logprobs(trainer.train_policy, batch, dist=wants_dist(trainer))
     loss, entropy = loss_of(lp)
     return lp, loss, entropy
+
+
+def wants_dist(trainer: TinyZeroTrainer) -> bool:
+    """Whether the update needs whole predictive distributions (only the exact KL term does)."""
+    return trainer.cfg.astarpo.kl_coef > 0
+
+
+def kl_metrics(batch: Batch, lp: LogProbs, ref: LogProbs) -> dict[str, float]:
+    """Sequence KL (mean log-ratio per trajectory) and, given distributions, the exact per-char KL."""
+    out = {"kl": float((lp.traj.detach() - ref.traj).mean())}
+    if lp.dist is not None and ref.dist is not None:
+        out["kl/token"] = float(masked_mean(token_kl(lp.dist.detach(), ref.dist), batch.mask))
+    return out
 
 
 # ----------------------------------------------------------------------------- stage 2: one update
@@ -230,9 +271,9 @@ def step(trainer: TinyZeroTrainer) -> tuple[torch.Tensor, dict]:
     rewards = trainer.rewards(episodes)
     v_star = torch.tensor([trainer.v_star_table[trainer.task.describe(p)]["v"] for p in problems])
     batch = make_batch(trainer.tok, episodes, cfg.rollout.history, trainer.device)
-    lp = trajectory_logprobs(trainer.train_policy, batch)
+    lp = trajectory_logprobs(trainer.train_policy, batch, dist=wants_dist(trainer))
     with torch.no_grad():
-        ref = trajectory_logprobs(trainer.ref, batch)
+        ref = trajectory_logprobs(trainer.ref, batch, dist=wants_dist(trainer))
 
     lp, loss, entropy = regress(trainer, batch, lp, ref, rewards, v_star)
     advantage = rewards - v_star
@@ -240,7 +281,7 @@ def step(trainer: TinyZeroTrainer) -> tuple[torch.Tensor, dict]:
         "v_star/mean": float(v_star.mean()),
         "advantage/mean": float(advantage.mean()),
         "advantage/std": float(advantage.std()) if len(advantage) > 1 else 0.0,
-        "kl": float((lp.traj.detach() - ref.traj).mean()),
+        **kl_metrics(batch, lp, ref),
         "entropy": float(entropy.detach()),
         "pool_size": len(trainer.problem_pool),
     }

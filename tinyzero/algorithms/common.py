@@ -13,7 +13,7 @@ import torch
 from tinyzero.context import pad_batch, training_sequences
 from tinyzero.distributed import token_count
 from tinyzero.models.tokenizer import CharTokenizer
-from tinyzero.models.transformer import token_logprobs_and_entropy
+from tinyzero.models.transformer import token_logprobs_and_entropy, token_logprobs_entropy_and_dist
 from tinyzero.rollout import Episode
 
 
@@ -49,16 +49,33 @@ class LogProbs:
     token: torch.Tensor  # (S, T) log p(x_t | x_<t), 0 outside the mask
     entropy: torch.Tensor  # (S, T) entropy of the predictive distribution, 0 outside the mask
     traj: torch.Tensor  # (N,) Σ over the trajectory's agent tokens (EOS included)
+    dist: torch.Tensor | None = None  # (S, T, V) log π(· | context_t), only when asked for (exact KL)
 
 
-def trajectory_logprobs(model: torch.nn.Module, batch: Batch) -> LogProbs:
-    """log π(τ) = Σ_t log π(a_t | context_t) over agent tokens, per trajectory (sequence sums, not means)."""
-    logp, ent = token_logprobs_and_entropy(model, batch.ids, batch.attn)  # (S, T) each
+def trajectory_logprobs(model: torch.nn.Module, batch: Batch, dist: bool = False) -> LogProbs:
+    """log π(τ) = Σ_t log π(a_t | context_t) over agent tokens, per trajectory (sequence sums, not means).
+
+    ``dist`` also keeps the whole log-distribution at every position (for ``token_kl``).
+    """
+    full = None
+    if dist:
+        logp, ent, full = token_logprobs_entropy_and_dist(model, batch.ids, batch.attn)
+    else:
+        logp, ent = token_logprobs_and_entropy(model, batch.ids, batch.attn)  # (S, T) each
     logp = logp * batch.mask
     ent = ent * batch.mask
     traj = torch.zeros(batch.num_traj, dtype=logp.dtype, device=logp.device)
     traj = traj.index_add(0, batch.traj, logp.sum(dim=1))
-    return LogProbs(logp, ent, traj)
+    return LogProbs(logp, ent, traj, full)
+
+
+def token_kl(policy: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    """Exact KL(π_θ ‖ π_ref) at every position: Σ_v π_θ(v)·(log π_θ(v) − log π_ref(v)); (S, T, V) → (S, T).
+
+    Exact over the vocabulary, not the sampled-token k3 estimate: it also charges probability that
+    moved onto characters π_ref rules out (e.g. ``D`` after ``Ri``) before any of them is sampled.
+    """
+    return (policy.exp() * (policy - ref)).sum(-1)
 
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from tinyzero.algorithms.astarpo import estimate_v_star, regress
+from tinyzero.algorithms.astarpo import estimate_v_star, kl_metrics, regress, wants_dist
 from tinyzero.algorithms.common import group_view, make_batch, trajectory_logprobs
 
 if TYPE_CHECKING:
@@ -47,9 +47,9 @@ def step(trainer: TinyZeroTrainer) -> tuple[torch.Tensor, dict]:
     episodes = trainer.rollout([p for p in problems for _ in range(k)], trainer.policy)
     rewards = trainer.rewards(episodes)  # (P·K,)
     batch = make_batch(trainer.tok, episodes, cfg.rollout.history, trainer.device)
-    lp = trajectory_logprobs(trainer.train_policy, batch)
+    lp = trajectory_logprobs(trainer.train_policy, batch, dist=wants_dist(trainer))
     with torch.no_grad():
-        ref = trajectory_logprobs(trainer.ref, batch)
+        ref = trajectory_logprobs(trainer.ref, batch, dist=wants_dist(trainer))
 
     if cfg.astarpo.v_star_source == "reference":
         ref_eps = trainer.rollout([p for p in problems for _ in range(k)], trainer.ref)
@@ -67,7 +67,7 @@ def step(trainer: TinyZeroTrainer) -> tuple[torch.Tensor, dict]:
         "v_star/mean": float(v_star.mean()),
         "advantage/mean": float(advantage.mean()),
         "advantage/std": float(advantage.std()),
-        "kl": float((lp.traj.detach() - ref.traj).mean()),
+        **kl_metrics(batch, lp, ref),
         "entropy": float(entropy.detach()),
         "reward/group_std": float(groups.std(dim=1).mean()),
         "kept_groups": int(len(kept)),

@@ -5,6 +5,19 @@ Prompt and answer (one turn)::
     47*89=
     <answer>4183</answer>
 
+With ``task.scratchpad`` the base model's corpus writes long multiplication before the answer
+(``long_multiplication``): one partial product per non-zero digit of b, then running sums::
+
+    47*89=
+    47*9=423
+    47*80=3760
+    423+3760=4183
+    <answer>4183</answer>
+
+Only the answer is scored; the steps are there because a character model that must emit the product
+in one go (most-significant digit first) has to do all the carries "in its head", which the tiny
+preset never learned (docs/results.md), while every step above is a short, local computation.
+
 Score (DESIGN §3): the LAST ``<answer>...</answer>`` must hold a plain integer (optional '-', ASCII digits,
 at most ``MAX_ANSWER_DIGITS`` digits, surrounding whitespace ignored): 1.0 if it equals a*b, 0.1 if it is
 another integer, 0.0 when there is no answer tag or its content is not a plain integer.
@@ -59,6 +72,42 @@ def corrupt(n: int, rng: random.Random, errors: int) -> int:
     return int("".join(digits))
 
 
+def long_multiplication(
+    a: int, b: int, slip: int | None = None, rng: random.Random | None = None
+) -> tuple[str, int]:
+    """(the worked steps, their final result) for a × b, as in the module docstring.
+
+    ``slip`` corrupts the result of that step (0-based over partial products then sums) and the
+    later steps compute faithfully from the wrong value, so a noisy demonstration is a consistent
+    computation with one mistake, not a random final number.
+    """
+    steps: list[str] = []
+    results: list[int] = []
+
+    def record(line: str, value: int) -> int:
+        if slip == len(steps):
+            value = corrupt(value, rng or random.Random(0), 1)
+        steps.append(f"{line}={value}")
+        return value
+
+    for i, digit in enumerate(reversed(str(b))):
+        if digit != "0":
+            factor = int(digit) * 10**i
+            results.append(record(f"{a}*{factor}", a * factor))
+    total = results[0] if results else 0
+    if not results:  # b = 0: nothing to add up
+        total = record(f"{a}*0", 0)
+    for part in results[1:]:
+        total = record(f"{total}+{part}", total + part)
+    return "".join(line + "\n" for line in steps), total
+
+
+def num_steps(b: int) -> int:
+    """How many lines ``long_multiplication`` writes for a second factor b."""
+    nonzero = sum(d != "0" for d in str(b))
+    return max(1, 2 * nonzero - 1)
+
+
 def make_prompt(problem: MultiplicationProblem) -> str:
     return f"{problem.a}*{problem.b}=\n"
 
@@ -106,6 +155,10 @@ class MultiplicationTask(Task):
     def behaviour_turns(
         self, problem: MultiplicationProblem, rng: random.Random, skill: float
     ) -> list[tuple[str, str]]:
+        if self.cfg.scratchpad:
+            slip = None if rng.random() < skill else rng.randrange(num_steps(problem.b))
+            work, product = long_multiplication(problem.a, problem.b, slip, rng)
+            return [(make_prompt(problem), f"{work}{OPEN}{product}{CLOSE}")]
         product = problem.a * problem.b
         if rng.random() >= skill:
             product = corrupt(product, rng, rng.randint(1, 2))

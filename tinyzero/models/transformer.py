@@ -309,29 +309,29 @@ def _right_padded(valid: Tensor) -> bool:
 
 
 def _logprob_terms(
-    model: nn.Module, input_ids: Tensor, valid: Tensor, entropy: bool, causal_only: bool
-) -> tuple[Tensor, Tensor | None]:
-    """log p(x_t | x_<t) and (optionally) the entropy for one (B, T) block: both (B, T), zeros as documented.
+    model: nn.Module, input_ids: Tensor, valid: Tensor, entropy: bool, causal_only: bool, dist: bool = False
+) -> tuple[Tensor, Tensor | None, Tensor | None]:
+    """log p(x_t | x_<t), the entropy (optional) and the whole log-distribution (optional) for one block.
 
+    Shapes (B, T), (B, T) and (B, T, V), zeros as documented in ``token_logprobs_and_entropy``.
     ``causal_only``: the block is right-padded, so real tokens never see padding under a plain causal
     mask, and positions are 0..T-1; the model then runs without a mask (SDPA's causal fast path, no
     (B, 1, T, T) mask built). Padding rows see earlier padding, but their outputs are zeroed below.
     """
     logits = model(input_ids, attention_mask=None if causal_only else valid)[:, :-1]  # (B, T-1, V)
     keep = valid[:, 1:] & valid[:, :-1]  # (B, T-1)
-    # One log-softmax serves both terms: log p of the target is a gather of it, and the entropy is
+    # One log-softmax serves every term: log p of the target is a gather of it, and the entropy is
     # -Σ p·log p with p = exp(log-softmax); no second softmax or logsumexp over the vocabulary.
     logsm = torch.log_softmax(logits, dim=-1)  # (B, T-1, V)
     logp = F.pad(logsm.gather(-1, input_ids[:, 1:, None]).squeeze(-1) * keep, (1, 0))  # (B, T)
-    if not entropy:
-        return logp, None
-    ent = -(logsm.exp() * logsm).sum(-1)  # (B, T-1)
-    return logp, F.pad(ent * keep, (1, 0))
+    ent = F.pad(-(logsm.exp() * logsm).sum(-1) * keep, (1, 0)) if entropy else None  # (B, T)
+    full = F.pad(logsm * keep[..., None], (0, 0, 1, 0)) if dist else None  # (B, T, V)
+    return logp, ent, full
 
 
 def _sequence_logprobs(
-    model: nn.Module, input_ids: Tensor, attention_mask: Tensor, entropy: bool
-) -> tuple[Tensor, Tensor | None]:
+    model: nn.Module, input_ids: Tensor, attention_mask: Tensor, entropy: bool, dist: bool = False
+) -> tuple[Tensor, Tensor | None, Tensor | None]:
     """The shared body of ``token_logprobs[_and_entropy]``: bucket right-padded rows by length.
 
     RL batches mix short and long sequences (FrozenLake episodes of 26-205 tokens), so padding
@@ -342,27 +342,33 @@ def _sequence_logprobs(
     valid = attention_mask.bool()
     B, T = input_ids.shape
     if B == 0 or T < 2 or not _right_padded(valid):
-        return _logprob_terms(model, input_ids, valid, entropy, causal_only=False)
+        return _logprob_terms(model, input_ids, valid, entropy, causal_only=False, dist=dist)
     lengths = valid.sum(1).tolist()
     cost = BUCKET_COST_TOKENS.get(input_ids.device.type, BUCKET_COST_TOKENS_OTHER)
-    buckets = length_buckets(lengths, cost)
-    if len(buckets) == 1:
-        width = max(max(lengths), 1)
-        logp, ent = _logprob_terms(model, input_ids[:, :width], valid[:, :width], entropy, causal_only=True)
-        return F.pad(logp, (0, T - width)), None if ent is None else F.pad(ent, (0, T - width))
-    parts_lp, parts_ent, rows = [], [], []
-    for bucket in buckets:
+    parts: list[tuple[Tensor, Tensor | None, Tensor | None]] = []
+    rows = []
+    for bucket in length_buckets(lengths, cost):
         idx = torch.tensor(bucket, device=input_ids.device)
         width = max(max(lengths[i] for i in bucket), 1)
-        lp, ent = _logprob_terms(model, input_ids[idx, :width], valid[idx, :width], entropy, causal_only=True)
-        parts_lp.append(F.pad(lp, (0, T - width)))
-        if ent is not None:
-            parts_ent.append(F.pad(ent, (0, T - width)))
+        block = (input_ids, valid) if len(bucket) == B else (input_ids[idx], valid[idx])
+        terms = _logprob_terms(model, block[0][:, :width], block[1][:, :width], entropy, True, dist)
+        parts.append(tuple(None if t is None else _pad_time(t, T) for t in terms))  # type: ignore[misc]
         rows.append(idx)
+    if len(parts) == 1 and len(rows[0]) == B:
+        return parts[0]  # one bucket holding every row in the caller's order: no gather needed
     inverse = torch.empty(B, dtype=torch.long, device=input_ids.device)
     inverse[torch.cat(rows)] = torch.arange(B, device=input_ids.device)
-    logp = torch.cat(parts_lp).index_select(0, inverse)  # back to the caller's row order
-    return logp, torch.cat(parts_ent).index_select(0, inverse) if entropy else None
+
+    def merged(i: int) -> Tensor | None:  # back to the caller's row order
+        return None if parts[0][i] is None else torch.cat([p[i] for p in parts]).index_select(0, inverse)
+
+    return merged(0), merged(1), merged(2)  # type: ignore[return-value]
+
+
+def _pad_time(x: Tensor, T: int) -> Tensor:
+    """Right-pad dimension 1 (time) of a (B, t) or (B, t, V) tensor with zeros to length T."""
+    pad = (0, T - x.shape[1]) if x.dim() == 2 else (0, 0, 0, T - x.shape[1])
+    return F.pad(x, pad)
 
 
 def token_logprobs_and_entropy(
@@ -375,9 +381,23 @@ def token_logprobs_and_entropy(
     right-padded batches are run in length buckets (see ``_sequence_logprobs``; bench/train_step.py
     measures the gain). One log-softmax per position serves both outputs.
     """
-    logp, ent = _sequence_logprobs(model, input_ids, attention_mask, entropy=True)
+    logp, ent, _ = _sequence_logprobs(model, input_ids, attention_mask, entropy=True)
     assert ent is not None
     return logp, ent
+
+
+def token_logprobs_entropy_and_dist(
+    model: nn.Module, input_ids: Tensor, attention_mask: Tensor
+) -> tuple[Tensor, Tensor, Tensor]:
+    """As ``token_logprobs_and_entropy``, plus the whole predictive log-distribution (B, T, V).
+
+    Position t holds log p(· | x_<t), zeros where ``token_logprobs`` has zeros. The full
+    distribution is what an exact per-position KL(π_θ ‖ π_ref) needs (``astarpo.kl_coef``): the
+    sampled-token estimate only sees characters that happened to be sampled.
+    """
+    logp, ent, dist = _sequence_logprobs(model, input_ids, attention_mask, entropy=True, dist=True)
+    assert ent is not None and dist is not None
+    return logp, ent, dist
 
 
 def token_logprobs(model: nn.Module, input_ids: Tensor, attention_mask: Tensor) -> Tensor:

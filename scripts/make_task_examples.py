@@ -132,6 +132,12 @@ def multiplication_section() -> list[str]:
         "The content of the last `<answer>...</answer>` must be a plain integer (optional `-`, ASCII "
         "digits, at most 20 of them). The base model's corpus writes the true product with probability "
         "`pretrain.skill`, else the product with one or two digits changed.",
+        "",
+        "With `task.scratchpad: true` the corpus writes long multiplication before the answer (only the "
+        "answer is scored; a noisy demonstration makes one mistake in one step and computes faithfully "
+        "from it), for the same problem:",
+        "",
+        code(prompt + mul.long_multiplication(q.a, q.b)[0] + f"<answer>{p}</answer>"),
     ]
 
 

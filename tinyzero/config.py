@@ -56,9 +56,7 @@ class TaskConfig:
     # multiplication
     digits_a: int = 2  # digits of the first factor
     digits_b: int = 2  # digits of the second factor
-    scratchpad: bool = (
-        False  # base corpus writes long multiplication (partial products, sums) before the answer
-    )
+    scratchpad: bool = False  # base corpus works the product out (long multiplication) first
     # frozenlake
     size: int = 4  # the map is size × size
     is_slippery: bool = False  # Gymnasium's slippery dynamics (intended move with prob 1/3)

@@ -249,6 +249,14 @@ def wants_dist(trainer: TinyZeroTrainer) -> bool:
     return trainer.cfg.astarpo.kl_coef > 0
 
 
+def policy_and_ref_logprobs(trainer: TinyZeroTrainer, batch: Batch) -> tuple[LogProbs, LogProbs]:
+    """Log-probs under π_θ (with gradients) and π_ref; distributions only when the KL term needs them."""
+    lp = trajectory_logprobs(trainer.train_policy, batch, dist=wants_dist(trainer))
+    with torch.no_grad():
+        ref = trajectory_logprobs(trainer.ref, batch, dist=wants_dist(trainer))
+    return lp, ref
+
+
 def kl_metrics(batch: Batch, lp: LogProbs, ref: LogProbs) -> dict[str, float]:
     """Sequence KL (mean log-ratio per trajectory) and, given distributions, the exact per-char KL."""
     out = {"kl": float((lp.traj.detach() - ref.traj).mean())}
@@ -271,10 +279,7 @@ def step(trainer: TinyZeroTrainer) -> tuple[torch.Tensor, dict]:
     rewards = trainer.rewards(episodes)
     v_star = torch.tensor([trainer.v_star_table[trainer.task.describe(p)]["v"] for p in problems])
     batch = make_batch(trainer.tok, episodes, cfg.rollout.history, trainer.device)
-    lp = trajectory_logprobs(trainer.train_policy, batch, dist=wants_dist(trainer))
-    with torch.no_grad():
-        ref = trajectory_logprobs(trainer.ref, batch, dist=wants_dist(trainer))
-
+    lp, ref = policy_and_ref_logprobs(trainer, batch)
     lp, loss, entropy = regress(trainer, batch, lp, ref, rewards, v_star)
     advantage = rewards - v_star
     metrics = {

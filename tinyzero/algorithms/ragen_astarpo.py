@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from tinyzero.algorithms.astarpo import estimate_v_star, kl_metrics, regress, wants_dist
-from tinyzero.algorithms.common import group_view, make_batch, trajectory_logprobs
+from tinyzero.algorithms.astarpo import estimate_v_star, kl_metrics, policy_and_ref_logprobs, regress
+from tinyzero.algorithms.common import group_view, make_batch
 
 if TYPE_CHECKING:
     from tinyzero.trainer import TinyZeroTrainer
@@ -47,9 +47,7 @@ def step(trainer: TinyZeroTrainer) -> tuple[torch.Tensor, dict]:
     episodes = trainer.rollout([p for p in problems for _ in range(k)], trainer.policy)
     rewards = trainer.rewards(episodes)  # (P·K,)
     batch = make_batch(trainer.tok, episodes, cfg.rollout.history, trainer.device)
-    lp = trajectory_logprobs(trainer.train_policy, batch, dist=wants_dist(trainer))
-    with torch.no_grad():
-        ref = trajectory_logprobs(trainer.ref, batch, dist=wants_dist(trainer))
+    lp, ref = policy_and_ref_logprobs(trainer, batch)
 
     if cfg.astarpo.v_star_source == "reference":
         ref_eps = trainer.rollout([p for p in problems for _ in range(k)], trainer.ref)

@@ -94,9 +94,7 @@ def long_multiplication(
         if digit != "0":
             factor = int(digit) * 10**i
             results.append(record(f"{a}*{factor}", a * factor))
-    total = results[0] if results else 0
-    if not results:  # b = 0: nothing to add up
-        total = record(f"{a}*0", 0)
+    total = results[0]  # b >= 1 has a non-zero digit
     for part in results[1:]:
         total = record(f"{total}+{part}", total + part)
     return "".join(line + "\n" for line in steps), total
@@ -104,8 +102,7 @@ def long_multiplication(
 
 def num_steps(b: int) -> int:
     """How many lines ``long_multiplication`` writes for a second factor b."""
-    nonzero = sum(d != "0" for d in str(b))
-    return max(1, 2 * nonzero - 1)
+    return 2 * sum(d != "0" for d in str(b)) - 1  # one product per non-zero digit, then the sums
 
 
 def make_prompt(problem: MultiplicationProblem) -> str:

@@ -33,6 +33,7 @@ from tinyzero.metrics import MetricsLogger, mean
 from tinyzero.models.io import load_model_dir
 from tinyzero.pretrain import check_lengths, ensure_base_model
 from tinyzero.rollout import Episode, SamplingSettings, run_episodes
+from tinyzero.trust_region import TrustRegion
 
 StepFn = Callable[["TinyZeroTrainer"], tuple[torch.Tensor, dict]]
 ALGORITHMS: dict[str, StepFn] = {
@@ -112,6 +113,7 @@ class TinyZeroTrainer:
         self.stage1_tokens = 0
         self.bad_steps = 0  # consecutive skipped (non-finite) optimizer steps
         self.skipped_steps = 0  # all skipped steps of the run
+        self.trust = TrustRegion(cfg.training.max_step_kl)  # post-step KL check (tinyzero/trust_region.py)
         self.resumed_from: Path | None = None  # the checkpoint --resume continued from
         ckpt = self._load_weights_for_resume() if resume else None  # into the plain modules, before sharding
         # Training forwards go through these (DDP wrapper / FSDP2-sharded module / the module itself);
@@ -195,8 +197,14 @@ class TinyZeroTrainer:
 
     # ------------------------------------------------------------------ the loop
     def optimize(self, loss: torch.Tensor) -> float:
-        """One AdamW step with global-norm clipping; a non-finite loss or gradient skips the step."""
+        """One AdamW step with global-norm clipping; a non-finite loss or gradient skips the step.
+
+        With ``training.max_step_kl`` > 0 and the iteration's batch armed (``arm_trust_region``), a step
+        that moves π_θ past the trust region on that batch is undone and the iteration takes no more steps.
+        """
         self.optimizer.zero_grad(set_to_none=True)
+        if self.trust.stopped:  # an earlier step on this batch was taken back: leave the batch alone
+            return float("nan")
         if not self.dist.all_true(bool(torch.isfinite(loss))):  # every rank skips, or none does
             return self._skip_step("loss", loss)
         with self.autocast(enabled=False):  # backward in the dtypes autocast chose for the forward
@@ -208,10 +216,34 @@ class TinyZeroTrainer:
         if not torch.isfinite(norm):
             self.optimizer.zero_grad(set_to_none=True)
             return self._skip_step("gradient norm", norm)
+        checked = self.trust.armed
+        if checked:
+            self.trust.snapshot(params, self.optimizer)
         self.optimizer.step()
         self._weights_version += 1
         self.bad_steps = 0
+        if checked:
+            with self.autocast():
+                kl = self.trust.measure(self.train_policy)
+            if kl > self.trust.max_kl:  # every rank measured the same global KL: all undo, or none does
+                self.trust.restore(params, self.optimizer)
+                self._weights_version += 1
         return float(norm)
+
+    def arm_trust_region(self, batch: Any, lp: Any) -> None:
+        """Called by an algorithm with π_old's log-probs on the iteration's batch (``LogProbs``; a no-op
+        unless ``training.max_step_kl`` > 0, in which case ``lp`` must carry its distributions)."""
+        self.trust.arm(batch, lp.dist)
+
+    def _trust_metrics(self) -> dict[str, float]:
+        """This iteration's trust-region figures (none when it is off)."""
+        if not self.trust.enabled:
+            return {}
+        return {
+            "trust/step_kl": self.trust.step_kl,
+            "trust/rejected": float(self.trust.stopped),
+            "rejected_steps": self.trust.rejected,
+        }
 
     def _skip_step(self, what: str, value: torch.Tensor) -> float:
         """Count a skipped step, say so in one line, stop after ``training.max_bad_steps`` in a row."""
@@ -286,6 +318,7 @@ class TinyZeroTrainer:
             while self.iteration < cfg.training.total_iterations:
                 start, tokens_before = time.perf_counter(), self.generated_tokens + self.stage1_tokens
                 own_before = self.generated_tokens
+                self.trust.reset()
                 with self.autocast():
                     loss, metrics = step_fn(self)
                 grad_norm = self.optimize(loss)
@@ -308,6 +341,7 @@ class TinyZeroTrainer:
                     "tokens_per_s": new_tokens / max(seconds, 1e-9),
                     "generated_tokens": self.generated_tokens + self.stage1_tokens,
                     "skipped_steps": self.skipped_steps,
+                    **self._trust_metrics(),
                     **memory_metrics(self.device),
                     **metrics,
                 }
@@ -352,6 +386,7 @@ class TinyZeroTrainer:
             "elapsed_s": round(self.elapsed, 1),
             "generated_tokens": self.generated_tokens + self.stage1_tokens,
             "skipped_steps": self.skipped_steps,
+            "rejected_steps": self.trust.rejected,
             **{k: v for k, v in memory_metrics(self.device).items() if "peak" in k},
             **last_eval,
         }
@@ -374,6 +409,7 @@ class TinyZeroTrainer:
             "generated_tokens": self.generated_tokens,
             "stage1_tokens": self.stage1_tokens,
             "skipped_steps": self.skipped_steps,
+            "rejected_steps": self.trust.rejected,
             "config_yaml": to_yaml(self.cfg),
             "task": self.cfg.task.name,
             "base_key": self.base_key,
@@ -433,6 +469,7 @@ class TinyZeroTrainer:
         self.generated_tokens = int(state["generated_tokens"])
         self.stage1_tokens = int(state["stage1_tokens"])
         self.skipped_steps = int(state.get("skipped_steps", 0))
+        self.trust.rejected = int(state.get("rejected_steps", 0))
 
     def _rank_rng_state(self, state: dict) -> torch.Tensor:
         """This rank's saved sampling stream; a resume with another world size cannot be exact."""

@@ -250,8 +250,10 @@ def wants_dist(trainer: TinyZeroTrainer) -> bool:
 
 
 def policy_and_ref_logprobs(trainer: TinyZeroTrainer, batch: Batch) -> tuple[LogProbs, LogProbs]:
-    """Log-probs under π_θ (with gradients) and π_ref; distributions only when the KL term needs them."""
-    lp = trajectory_logprobs(trainer.train_policy, batch, dist=wants_dist(trainer))
+    """Log-probs under π_θ (with gradients) and π_ref; distributions only when the KL term (both) or the
+    trust region (π_θ's) needs them."""
+    lp = trajectory_logprobs(trainer.train_policy, batch, dist=wants_dist(trainer) or trainer.trust.enabled)
+    trainer.arm_trust_region(batch, lp)  # π_old on this batch: what every step of the iteration is held to
     with torch.no_grad():
         ref = trajectory_logprobs(trainer.ref, batch, dist=wants_dist(trainer))
     return lp, ref

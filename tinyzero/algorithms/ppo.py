@@ -65,7 +65,8 @@ def step(trainer: TinyZeroTrainer) -> tuple[torch.Tensor, dict]:
     episodes = trainer.rollout(problems, trainer.policy)
     rewards = trainer.rewards(episodes)
     batch = make_batch(trainer.tok, episodes, cfg.rollout.history, trainer.device)
-    lp = trajectory_logprobs(trainer.train_policy, batch)
+    lp = trajectory_logprobs(trainer.train_policy, batch, dist=trainer.trust.enabled)
+    trainer.arm_trust_region(batch, lp)  # training.max_step_kl: the step is checked against π_old here
     with torch.no_grad():
         ref = trajectory_logprobs(trainer.ref, batch)
     # The value of the state before token t is read at position t−1 (the logits that predict token t).

@@ -1,6 +1,6 @@
 """One rank of tests/test_distributed.py, started by torchrun (not collected by pytest on its own).
 
-    torchrun --nproc_per_node=2 tests/dist_worker.py OUT CACHE STRATEGY ALGORITHM
+    torchrun --nproc_per_node=2 tests/dist_worker.py OUT CACHE STRATEGY ALGORITHM [stage1] [key=value ...]
 
 On every rank it (1) trains run "a" for two iterations, recording the prompts and episodes this rank
 sampled, (2) trains run "b" for one iteration, then resumes it to two, and (3) with ``stage1`` as a
@@ -58,8 +58,10 @@ def main() -> None:
     out, cache, strategy, algorithm = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3], sys.argv[4]
     smoke = ROOT / "configs" / "smoke.yaml"
 
+    settings = [a for a in sys.argv[5:] if "=" in a]  # extra config overrides for every run
+
     def cfg(*extra: str):
-        return load_config(smoke, overrides(out, cache, strategy, algorithm, *extra))
+        return load_config(smoke, overrides(out, cache, strategy, algorithm, *settings, *extra))
 
     a = RecordingTrainer(cfg("run.name=a"), progress=False)
     a.train()
@@ -77,7 +79,7 @@ def main() -> None:
         "resumed_from": 1,
         "recorded": a.recorded,
     }
-    if len(sys.argv) > 5 and sys.argv[5] == "stage1":
+    if "stage1" in sys.argv[5:]:
         s1 = TinyZeroTrainer(
             load_config(
                 smoke,

@@ -164,6 +164,20 @@ def test_two_processes_match_one_process_on_the_same_global_batch(
         assert ranks[0]["stage1_tokens"] == ranks[1]["stage1_tokens"] > 0
 
 
+def test_trust_region_undoes_sharded_steps_on_every_rank(cache_dir: Path, tmp_path: Path) -> None:
+    """FSDP2: the KL is the global batch's, so every rank undoes the same steps, and restoring the
+    sharded weights and AdamW state leaves both ranks exactly at π_ref after steps that all failed."""
+    ranks = torchrun(tmp_path, cache_dir, "fsdp", "ragen", "training.max_step_kl=1e-30")
+    base = TinyZeroTrainer(
+        load_config(SMOKE, overrides(tmp_path / "base", cache_dir, "fsdp", "ragen")), progress=False
+    ).policy.state_dict()
+    for r in ranks:
+        assert max_diff(r["weights_a"], base) == 0.0 and max_diff(r["weights_b"], base) == 0.0
+    log = metrics(tmp_path / "a")[1:]
+    assert [m["trust/rejected"] for m in log] == [1.0, 1.0] and log[-1]["rejected_steps"] == 2
+    assert all(m["trust/step_kl"] > 0 for m in log)
+
+
 def test_single_process_ignores_distributed_settings(cache_dir: Path, tmp_path: Path) -> None:
     assert not launched_by_torchrun()
     tr = TinyZeroTrainer(load_config(SMOKE, overrides(tmp_path, cache_dir, "fsdp", "grpo")), progress=False)

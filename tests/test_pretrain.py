@@ -7,13 +7,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import torch
 
 from tinyzero.config import load_config
 from tinyzero.environments import make_task
+from tinyzero.errors import UserError
 from tinyzero.models.io import build_model
 from tinyzero.models.tokenizer import CharTokenizer
-from tinyzero.pretrain import base_model_key, build_corpus, ensure_base_model, evaluate_base
+from tinyzero.pretrain import base_model_key, build_corpus, corpus_problems, ensure_base_model, evaluate_base
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -65,3 +67,34 @@ def test_key_tracks_settings_that_shape_the_model(tmp_path: Path) -> None:
     assert base_model_key(_cfg(tmp_path, "task.is_slippery=true")) != base
     assert base_model_key(_cfg(tmp_path, "training.lr=0.1")) == base  # RL settings don't touch the base
     assert base_model_key(_cfg(tmp_path, "task.num_test=99")) == base
+
+
+def test_corpus_can_be_limited_to_a_prefix_of_the_training_problems(tmp_path: Path) -> None:
+    """pretrain.num_problems=N: every demonstration is of one of the first N training problems, the
+    first N are the same problems whatever task.num_train is, and the cache key tracks N."""
+    cfg = load_config(
+        ROOT / "configs/multiplication.yaml", ["task.num_train=300", "pretrain.num_problems=20"]
+    )
+    task, tok = make_task(cfg.task), CharTokenizer()
+    subset = corpus_problems(cfg, task)
+    assert subset == task.problems("train", 20) == task.problems("train")[:20]
+    corpus = build_corpus(task, tok, subset, 400, skill=0.9, history=0, seed=0)
+    prompts = {
+        tok.decode([i for i, m in zip(ids, mask) if not m and i != tok.pad_id]) for ids, mask in corpus
+    }
+    allowed = {f"{p.a}*{p.b}=\n" for p in subset}
+    assert prompts <= allowed and len(prompts) > 10  # drawn from the subset, and from much of it
+    everything = load_config(ROOT / "configs/multiplication.yaml", ["task.num_train=300"])
+    assert len(corpus_problems(everything, task)) == 300
+    assert base_model_key(cfg) != base_model_key(everything)
+    zero = load_config(
+        ROOT / "configs/multiplication.yaml", ["task.num_train=300", "pretrain.num_problems=0"]
+    )
+    assert base_model_key(zero) == base_model_key(everything)  # 0 = all: the key of a base built before
+
+
+def test_corpus_subset_larger_than_the_pool_is_a_config_error() -> None:
+    with pytest.raises(
+        UserError, match=r"pretrain.num_problems=5000 is out of range: expected 0..task.num_train=2000"
+    ):
+        load_config(ROOT / "configs/multiplication.yaml", ["pretrain.num_problems=5000"])

@@ -87,6 +87,9 @@ class PretrainConfig:
         0.3  # fraction of skilled demonstrations in the corpus (the rest is random but well-formed)
     )
     eval_problems: int = 200  # held-out problems used to report the base model's figures
+    num_problems: int = (
+        0  # corpus from the first N training problems only (0 = all): RL then meets unseen ones
+    )
     seed: int = -1  # base model's seed; -1 = run.seed (set it to share one base across RL seeds)
     cache_dir: str = ".cache/base_models"  # base models are stored here under a hash of their settings
 
@@ -362,6 +365,12 @@ def validate(cfg: Config) -> None:
     )
     _check(2 <= cfg.task.size <= 12, "task.size", cfg.task.size, "2..12")
     _check(0.0 < cfg.task.p_frozen <= 1.0, "task.p_frozen", cfg.task.p_frozen, "0 < p <= 1")
+    _check(
+        0 <= cfg.pretrain.num_problems <= cfg.task.num_train,
+        "pretrain.num_problems",
+        cfg.pretrain.num_problems,
+        f"0..task.num_train={cfg.task.num_train} (0 = all training problems)",
+    )
     _check(0.0 <= cfg.pretrain.skill <= 1.0, "pretrain.skill", cfg.pretrain.skill, "0..1")
     for key, value in {
         "pretrain.lr": cfg.pretrain.lr,

@@ -56,14 +56,17 @@ def base_model_key(cfg: Config) -> str:
     task.pop("num_test")  # evaluation size does not change the model
     if not task["scratchpad"]:
         task.pop("scratchpad")  # added later: keep the cache keys of bases built without it
+    recipe = {
+        k: v for k, v in asdict(cfg.pretrain).items() if k not in ("cache_dir", "eval_problems", "seed")
+    }
+    if not recipe["num_problems"]:
+        recipe.pop("num_problems")  # added later: keep the cache keys of bases built from every problem
     settings = {
         "version": CORPUS_VERSION,
         "task": task,
         # source/path only matter for model.source=hf, which builds no base: keep old cache keys valid.
         "model": {k: v for k, v in asdict(cfg.model).items() if k not in ("source", "path")},
-        "pretrain": {
-            k: v for k, v in asdict(cfg.pretrain).items() if k not in ("cache_dir", "eval_problems", "seed")
-        },
+        "pretrain": recipe,
         "history": cfg.rollout.history,
         "max_new_tokens": cfg.rollout.max_new_tokens,
         "seed": pretrain_seed(cfg),
@@ -96,6 +99,18 @@ def build_corpus(
         ]
         corpus.extend(training_sequences(tok, turns, history))
     return corpus[:n_sequences]
+
+
+def corpus_problems(cfg: Config, task: Task) -> list[Any]:
+    """The training problems the corpus demonstrates: all, or the first ``pretrain.num_problems``.
+
+    Why a subset: the corpus shows each problem dozens of times, so the base memorises the problems it
+    saw (multiplication: near-perfect on them, 0.83 on held-out ones) and RL on those alone has little
+    to learn from. With a subset, the rest of the training pool is new to the base, as held-out
+    problems are (``sample_problems`` lists are prefixes of each other, so the subset is stable).
+    """
+    problems = task.problems("train")
+    return problems[: cfg.pretrain.num_problems] if cfg.pretrain.num_problems else problems
 
 
 def check_lengths(cfg: Config, task: Task, tok: CharTokenizer, corpus: list | None = None) -> None:
@@ -148,7 +163,7 @@ def pretrain(cfg: Config, out_dir: str | Path, device: str = "cpu", progress: bo
     corpus = build_corpus(
         task,
         tok,
-        task.problems("train"),
+        corpus_problems(cfg, task),
         min(MAX_POOL, p.steps * p.batch_size),
         p.skill,
         cfg.rollout.history,

@@ -157,7 +157,7 @@ CLI_ROWS: dict[str, tuple[str, str, str, str]] = {
         "train.py training.lr=${training.rate}",
         "Interpolation key 'training.rate' not found",
     ),
-    "O32": ("override", "negative", "train.py training.max_step_kl=-0.1", "training.max_step_kl=-0.1 is out"),
+    "O32": ("override", "negative", "train.py training.max_kl_rise=-0.1", "training.max_kl_rise=-0.1 is out"),
     # --- task parameters
     "T1": (
         "task parameter",

@@ -167,15 +167,23 @@ def test_two_processes_match_one_process_on_the_same_global_batch(
 def test_trust_region_undoes_sharded_steps_on_every_rank(cache_dir: Path, tmp_path: Path) -> None:
     """FSDP2: the KL is the global batch's, so every rank undoes the same steps, and restoring the
     sharded weights and AdamW state leaves both ranks exactly at π_ref after steps that all failed."""
-    ranks = torchrun(tmp_path, cache_dir, "fsdp", "ragen", "training.max_step_kl=1e-30")
+    ranks = torchrun(tmp_path, cache_dir, "fsdp", "ragen", "training.max_kl_rise=1e-30")
     base = TinyZeroTrainer(
         load_config(SMOKE, overrides(tmp_path / "base", cache_dir, "fsdp", "ragen")), progress=False
     ).policy.state_dict()
     for r in ranks:
         assert max_diff(r["weights_a"], base) == 0.0 and max_diff(r["weights_b"], base) == 0.0
     log = metrics(tmp_path / "a")[1:]
-    assert [m["trust/rejected"] for m in log] == [1.0, 1.0] and log[-1]["rejected_steps"] == 2
-    assert all(m["trust/step_kl"] > 0 for m in log)
+    assert [m["trust/step_scale"] for m in log] == [0.0, 0.0] and log[-1]["rejected_steps"] == 2
+    assert all(m["trust/kl_rise"] > 0 for m in log)
+    # A limit that shrinks steps: the halved sharded weights stay identical on the ranks, and they moved.
+    ranks = torchrun(tmp_path / "shrink", cache_dir, "fsdp", "ragen", "training.max_kl_rise=2e-3")
+    assert max_diff(ranks[0]["weights_a"], ranks[1]["weights_a"]) == 0.0
+    assert max_diff(ranks[0]["weights_a"], base) > 1e-5
+    log = metrics(tmp_path / "shrink" / "a")[1:]
+    assert log[-1]["shrunk_steps"] >= 1 and all(
+        m["trust/kl_rise"] <= 2e-3 or m["trust/step_scale"] == 0 for m in log
+    )
 
 
 def test_single_process_ignores_distributed_settings(cache_dir: Path, tmp_path: Path) -> None:

@@ -134,7 +134,7 @@ class TrainingConfig:
     checkpoint_every: int = 50  # iterations between checkpoints
     keep_last: int = 3  # checkpoints kept on disk
     max_bad_steps: int = 5  # stop after this many consecutive skipped (NaN/inf) steps; 0 = never stop
-    max_step_kl: float = 0.0  # > 0: undo a step whose exact per-char KL(π_old ‖ π_θ) on its batch exceeds it
+    max_kl_rise: float = 0.0  # > 0: shrink/undo a step raising the per-char KL(π_θ‖π_ref) on its batch more
 
 
 @dataclass
@@ -409,7 +409,7 @@ def validate(cfg: Config) -> None:
         cfg.rollout.max_new_tokens,
         f"fewer than model.max_seq_len={cfg.model.max_seq_len} (the prompt needs room too)",
     )
-    _check(cfg.training.max_step_kl >= 0, "training.max_step_kl", cfg.training.max_step_kl, ">= 0 (0 = off)")
+    _check(cfg.training.max_kl_rise >= 0, "training.max_kl_rise", cfg.training.max_kl_rise, ">= 0 (0 = off)")
     _check(cfg.training.max_bad_steps >= 0, "training.max_bad_steps", cfg.training.max_bad_steps, ">= 0")
     _check(
         cfg.num_completions >= 2 or cfg.algorithm.name in ("astarpo", "ppo"),

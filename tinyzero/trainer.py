@@ -113,7 +113,7 @@ class TinyZeroTrainer:
         self.stage1_tokens = 0
         self.bad_steps = 0  # consecutive skipped (non-finite) optimizer steps
         self.skipped_steps = 0  # all skipped steps of the run
-        self.trust = TrustRegion(cfg.training.max_step_kl)  # post-step KL check (tinyzero/trust_region.py)
+        self.trust = TrustRegion(cfg.training.max_kl_rise)  # post-step KL check (tinyzero/trust_region.py)
         self.resumed_from: Path | None = None  # the checkpoint --resume continued from
         ckpt = self._load_weights_for_resume() if resume else None  # into the plain modules, before sharding
         # Training forwards go through these (DDP wrapper / FSDP2-sharded module / the module itself);
@@ -199,8 +199,8 @@ class TinyZeroTrainer:
     def optimize(self, loss: torch.Tensor) -> float:
         """One AdamW step with global-norm clipping; a non-finite loss or gradient skips the step.
 
-        With ``training.max_step_kl`` > 0 and the iteration's batch armed (``arm_trust_region``), a step
-        that moves π_θ past the trust region on that batch is undone and the iteration takes no more steps.
+        With ``training.max_kl_rise`` > 0 and the iteration's batch armed (``arm_trust_region``), a step
+        that raises the per-character KL to π_ref on that batch too much is shrunk or undone.
         """
         self.optimizer.zero_grad(set_to_none=True)
         if self.trust.stopped:  # an earlier step on this batch was taken back: leave the batch alone
@@ -216,33 +216,29 @@ class TinyZeroTrainer:
         if not torch.isfinite(norm):
             self.optimizer.zero_grad(set_to_none=True)
             return self._skip_step("gradient norm", norm)
-        checked = self.trust.armed
-        if checked:
-            self.trust.snapshot(params, self.optimizer)
-        self.optimizer.step()
+        if self.trust.armed:  # step, then shrink or undo it (tinyzero/trust_region.py)
+            with self.autocast():
+                self.trust.step(params, self.optimizer, self.train_policy)
+        else:
+            self.optimizer.step()
         self._weights_version += 1
         self.bad_steps = 0
-        if checked:
-            with self.autocast():
-                kl = self.trust.measure(self.train_policy)
-            if kl > self.trust.max_kl:  # every rank measured the same global KL: all undo, or none does
-                self.trust.restore(params, self.optimizer)
-                self._weights_version += 1
         return float(norm)
 
-    def arm_trust_region(self, batch: Any, lp: Any) -> None:
-        """Called by an algorithm with π_old's log-probs on the iteration's batch (``LogProbs``; a no-op
-        unless ``training.max_step_kl`` > 0, in which case ``lp`` must carry its distributions)."""
-        self.trust.arm(batch, lp.dist)
+    def arm_trust_region(self, batch: Any, lp: Any, ref: Any) -> None:
+        """Called by an algorithm with π_old's and π_ref's log-probs on the iteration's batch (``LogProbs``;
+        a no-op unless ``training.max_kl_rise`` > 0, in which case both must carry their distributions)."""
+        self.trust.arm(batch, lp.dist, ref.dist)
 
     def _trust_metrics(self) -> dict[str, float]:
         """This iteration's trust-region figures (none when it is off)."""
         if not self.trust.enabled:
             return {}
         return {
-            "trust/step_kl": self.trust.step_kl,
-            "trust/rejected": float(self.trust.stopped),
+            "trust/kl_rise": self.trust.rise,
+            "trust/step_scale": self.trust.scale,
             "rejected_steps": self.trust.rejected,
+            "shrunk_steps": self.trust.shrunk,
         }
 
     def _skip_step(self, what: str, value: torch.Tensor) -> float:
@@ -387,6 +383,7 @@ class TinyZeroTrainer:
             "generated_tokens": self.generated_tokens + self.stage1_tokens,
             "skipped_steps": self.skipped_steps,
             "rejected_steps": self.trust.rejected,
+            "shrunk_steps": self.trust.shrunk,
             **{k: v for k, v in memory_metrics(self.device).items() if "peak" in k},
             **last_eval,
         }
@@ -410,6 +407,7 @@ class TinyZeroTrainer:
             "stage1_tokens": self.stage1_tokens,
             "skipped_steps": self.skipped_steps,
             "rejected_steps": self.trust.rejected,
+            "shrunk_steps": self.trust.shrunk,
             "config_yaml": to_yaml(self.cfg),
             "task": self.cfg.task.name,
             "base_key": self.base_key,
@@ -470,6 +468,7 @@ class TinyZeroTrainer:
         self.stage1_tokens = int(state["stage1_tokens"])
         self.skipped_steps = int(state.get("skipped_steps", 0))
         self.trust.rejected = int(state.get("rejected_steps", 0))
+        self.trust.shrunk = int(state.get("shrunk_steps", 0))
 
     def _rank_rng_state(self, state: dict) -> torch.Tensor:
         """This rank's saved sampling stream; a resume with another world size cannot be exact."""

@@ -250,12 +250,13 @@ def wants_dist(trainer: TinyZeroTrainer) -> bool:
 
 
 def policy_and_ref_logprobs(trainer: TinyZeroTrainer, batch: Batch) -> tuple[LogProbs, LogProbs]:
-    """Log-probs under π_θ (with gradients) and π_ref; distributions only when the KL term (both) or the
-    trust region (π_θ's) needs them."""
-    lp = trajectory_logprobs(trainer.train_policy, batch, dist=wants_dist(trainer) or trainer.trust.enabled)
-    trainer.arm_trust_region(batch, lp)  # π_old on this batch: what every step of the iteration is held to
+    """Log-probs under π_θ (with gradients) and π_ref; distributions only when the KL term or the trust
+    region needs them."""
+    dist = wants_dist(trainer) or trainer.trust.enabled
+    lp = trajectory_logprobs(trainer.train_policy, batch, dist=dist)
     with torch.no_grad():
-        ref = trajectory_logprobs(trainer.ref, batch, dist=wants_dist(trainer))
+        ref = trajectory_logprobs(trainer.ref, batch, dist=dist)
+    trainer.arm_trust_region(batch, lp, ref)  # π_old on this batch: every step of the iteration is held to it
     return lp, ref
 
 

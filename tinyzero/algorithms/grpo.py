@@ -42,9 +42,9 @@ def step(trainer: TinyZeroTrainer) -> tuple[torch.Tensor, dict]:
     rewards = trainer.rewards(episodes)
     batch = make_batch(trainer.tok, episodes, cfg.rollout.history, trainer.device)
     lp = trajectory_logprobs(trainer.train_policy, batch, dist=trainer.trust.enabled)
-    trainer.arm_trust_region(batch, lp)  # training.max_step_kl: the step is checked against π_old here
     with torch.no_grad():
-        ref = trajectory_logprobs(trainer.ref, batch)
+        ref = trajectory_logprobs(trainer.ref, batch, dist=trainer.trust.enabled)
+    trainer.arm_trust_region(batch, lp, ref)  # training.max_kl_rise: the step is checked on this batch
     adv = group_advantages(rewards, k).to(lp.token)
     token_adv = adv[batch.traj][:, None].expand_as(lp.token)  # each sequence gets its trajectory's A
     loss = clipped_surrogate(lp.token, lp.token.detach(), token_adv, batch.mask, cfg.grpo.clip_eps)

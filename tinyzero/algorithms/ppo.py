@@ -66,9 +66,9 @@ def step(trainer: TinyZeroTrainer) -> tuple[torch.Tensor, dict]:
     rewards = trainer.rewards(episodes)
     batch = make_batch(trainer.tok, episodes, cfg.rollout.history, trainer.device)
     lp = trajectory_logprobs(trainer.train_policy, batch, dist=trainer.trust.enabled)
-    trainer.arm_trust_region(batch, lp)  # training.max_step_kl: the step is checked against π_old here
     with torch.no_grad():
-        ref = trajectory_logprobs(trainer.ref, batch)
+        ref = trajectory_logprobs(trainer.ref, batch, dist=trainer.trust.enabled)
+    trainer.arm_trust_region(batch, lp, ref)  # training.max_kl_rise: the step is checked on this batch
     # The value of the state before token t is read at position t−1 (the logits that predict token t).
     values = torch.nn.functional.pad(trainer.train_critic(batch.ids, batch.attn)[:, :-1], (1, 0))  # (S, T)
     returns = rewards.to(values)[batch.traj][:, None].expand_as(values)  # R at every token

@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 
 from tinyzero import distributed
 from tinyzero.algorithms import astarpo, grpo, ppo, ragen_astarpo
+from tinyzero.algorithms.common import Batch, LogProbs
 from tinyzero.checkpoint import find_resumable, load_checkpoint, save_checkpoint
 from tinyzero.config import Config, save_config, to_yaml
 from tinyzero.environments import make_task
@@ -225,9 +226,9 @@ class TinyZeroTrainer:
         self.bad_steps = 0
         return float(norm)
 
-    def arm_trust_region(self, batch: Any, lp: Any, ref: Any) -> None:
-        """Called by an algorithm with π_old's and π_ref's log-probs on the iteration's batch (``LogProbs``;
-        a no-op unless ``training.max_kl_rise`` > 0, in which case both must carry their distributions)."""
+    def arm_trust_region(self, batch: Batch, lp: LogProbs, ref: LogProbs) -> None:
+        """Called by an algorithm with π_old's and π_ref's log-probs on the iteration's batch (a no-op
+        unless ``training.max_kl_rise`` > 0, in which case both must carry their distributions)."""
         self.trust.arm(batch, lp.dist, ref.dist)
 
     def _trust_metrics(self) -> dict[str, float]:

@@ -84,17 +84,17 @@ def test_corpus_can_be_limited_to_a_prefix_of_the_training_problems(tmp_path: Pa
     }
     allowed = {f"{p.a}*{p.b}=\n" for p in subset}
     assert prompts <= allowed and len(prompts) > 10  # drawn from the subset, and from much of it
-    everything = load_config(ROOT / "configs/multiplication.yaml", ["task.num_train=300"])
-    assert len(corpus_problems(everything, task)) == 300
-    assert base_model_key(cfg) != base_model_key(everything)
-    zero = load_config(
+    everything = load_config(
         ROOT / "configs/multiplication.yaml", ["task.num_train=300", "pretrain.num_problems=0"]
     )
-    assert base_model_key(zero) == base_model_key(everything)  # 0 = all: the key of a base built before
+    assert len(corpus_problems(everything, task)) == 300
+    assert base_model_key(cfg) != base_model_key(everything)
+    # 0 = all, the default: the key is the one bases had before the option existed (cached ones stay valid)
+    assert base_model_key(load_config(ROOT / "configs/smoke.yaml")) == "frozenlake-nano-6a75de63adb5"
 
 
 def test_corpus_subset_larger_than_the_pool_is_a_config_error() -> None:
     with pytest.raises(
-        UserError, match=r"pretrain.num_problems=5000 is out of range: expected 0..task.num_train=2000"
+        UserError, match=r"pretrain.num_problems=7000 is out of range: expected 0..task.num_train=6000"
     ):
-        load_config(ROOT / "configs/multiplication.yaml", ["pretrain.num_problems=5000"])
+        load_config(ROOT / "configs/multiplication.yaml", ["pretrain.num_problems=7000"])

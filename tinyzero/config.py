@@ -87,9 +87,7 @@ class PretrainConfig:
         0.3  # fraction of skilled demonstrations in the corpus (the rest is random but well-formed)
     )
     eval_problems: int = 200  # held-out problems used to report the base model's figures
-    num_problems: int = (
-        0  # corpus from the first N training problems only (0 = all): RL then meets unseen ones
-    )
+    num_problems: int = 0  # corpus from the first N training problems only (0 = all; RL meets the rest)
     seed: int = -1  # base model's seed; -1 = run.seed (set it to share one base across RL seeds)
     cache_dir: str = ".cache/base_models"  # base models are stored here under a hash of their settings
 

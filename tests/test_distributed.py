@@ -177,13 +177,20 @@ def test_trust_region_undoes_sharded_steps_on_every_rank(cache_dir: Path, tmp_pa
     assert [m["trust/step_scale"] for m in log] == [0.0, 0.0] and log[-1]["rejected_steps"] == 2
     assert all(m["trust/kl_rise"] > 0 for m in log)
     # A limit that shrinks steps: the halved sharded weights stay identical on the ranks, and they moved.
-    ranks = torchrun(tmp_path / "shrink", cache_dir, "fsdp", "ragen", "training.max_kl_rise=2e-3")
+    # Two steps per batch: the first step's check runs with gradients (its forward is the second step's),
+    # and is discarded without a backward when that step is shrunk.
+    two_steps = ("training.max_kl_rise=2e-3", "training.update_epochs=2")
+    ranks = torchrun(tmp_path / "shrink", cache_dir, "fsdp", "ragen", *two_steps)
     assert max_diff(ranks[0]["weights_a"], ranks[1]["weights_a"]) == 0.0
     assert max_diff(ranks[0]["weights_a"], base) > 1e-5
     log = metrics(tmp_path / "shrink" / "a")[1:]
     assert log[-1]["shrunk_steps"] >= 1 and all(
         m["trust/kl_rise"] <= 2e-3 or m["trust/step_scale"] == 0 for m in log
     )
+    # DDP: the same, with full replicas (a discarded forward with gradients leaves its reducer usable).
+    ranks = torchrun(tmp_path / "ddp", cache_dir, "ddp", "ragen", *two_steps)
+    assert max_diff(ranks[0]["weights_a"], ranks[1]["weights_a"]) == 0.0
+    assert metrics(tmp_path / "ddp" / "a")[-1]["shrunk_steps"] >= 1
 
 
 def test_single_process_ignores_distributed_settings(cache_dir: Path, tmp_path: Path) -> None:

@@ -173,3 +173,60 @@ def test_counters_are_checkpointed_and_resumed(cache_dir: Path, tmp_path: Path) 
     )
     assert again.trust.rejected == 2
     assert again.train()["rejected_steps"] == 3
+
+
+def test_the_check_before_another_step_is_that_steps_forward(cache_dir: Path, tmp_path: Path) -> None:
+    """With update_epochs > 1 the check after a kept step hands its forward to the next step: the same
+    log-probs as a fresh forward at the new weights, with a graph that backpropagates."""
+    tr = make_trainer(cache_dir, tmp_path, "training.max_kl_rise=1e6")
+    eps = tr.rollout(tr.sample_problems(8), tr.policy)
+    batch = make_batch(tr.tok, eps, tr.cfg.rollout.history, tr.device)
+    lp = trajectory_logprobs(tr.train_policy, batch, dist=True)
+    with torch.no_grad():
+        ref = trajectory_logprobs(tr.ref, batch, dist=True)
+    tr.trust.reset()
+    tr.arm_trust_region(batch, lp, ref)
+    kept = tr.step_then_logprobs(-masked_mean(lp.token, batch.mask), batch, dist=False)
+    fresh = trajectory_logprobs(tr.train_policy, batch, dist=True)
+    assert kept is not lp and kept.dist is not None
+    assert torch.equal(kept.token.detach(), fresh.token.detach())
+    assert torch.equal(kept.dist.detach(), fresh.dist.detach())
+    before = weights(tr.policy)
+    tr.optimize(-masked_mean(kept.token, batch.mask))  # the graph is live: a real second step
+    assert not same(before, weights(tr.policy))
+
+
+def test_after_a_shrunk_step_the_next_forward_is_at_the_shrunk_weights(
+    cache_dir: Path, tmp_path: Path
+) -> None:
+    full = make_trainer(cache_dir, tmp_path / "full", "training.max_kl_rise=1e6")
+    armed_step(full, lr=3e-3)
+    tr = make_trainer(cache_dir, tmp_path / "half", f"training.max_kl_rise={full.trust.rise / 2}")
+    eps = tr.rollout(tr.sample_problems(8), tr.policy)
+    batch = make_batch(tr.tok, eps, tr.cfg.rollout.history, tr.device)
+    lp = trajectory_logprobs(tr.train_policy, batch, dist=True)
+    with torch.no_grad():
+        ref = trajectory_logprobs(tr.ref, batch, dist=True)
+    tr.trust.reset()
+    tr.arm_trust_region(batch, lp, ref)
+    for g in tr.optimizer.param_groups:
+        g["lr"] = 3e-3
+    nxt = tr.step_then_logprobs(-masked_mean(lp.token, batch.mask), batch, dist=False)
+    assert tr.trust.shrunk == 1 and nxt.dist is None  # not the discarded full-step forward: a new one
+    assert torch.equal(nxt.token.detach(), trajectory_logprobs(tr.train_policy, batch).token.detach())
+
+
+def test_the_check_costs_one_forward_per_iteration(cache_dir: Path, tmp_path: Path) -> None:
+    """Two regression steps per batch, the check on (never acting) vs off: the same run, plus exactly one
+    forward of π_θ per iteration (the last step's check); the first step's check is the second's forward."""
+
+    def forwards(run: str, *extra: str) -> int:
+        tr = make_trainer(cache_dir, tmp_path / run, "training.update_epochs=2", *extra)
+        calls = [0]
+        hook = tr.policy.register_forward_hook(lambda *_: calls.__setitem__(0, calls[0] + 1))
+        tr.train()
+        hook.remove()
+        return calls[0]
+
+    iterations = make_trainer(cache_dir, tmp_path / "cfg").cfg.training.total_iterations
+    assert forwards("on", "training.max_kl_rise=1e6") - forwards("off") == iterations

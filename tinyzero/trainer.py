@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from tinyzero import distributed
 from tinyzero.algorithms import astarpo, grpo, ppo, ragen_astarpo
-from tinyzero.algorithms.common import Batch, LogProbs
+from tinyzero.algorithms.common import Batch, LogProbs, trajectory_logprobs
 from tinyzero.checkpoint import find_resumable, load_checkpoint, save_checkpoint
 from tinyzero.config import Config, save_config, to_yaml
 from tinyzero.environments import make_task
@@ -115,6 +115,7 @@ class TinyZeroTrainer:
         self.bad_steps = 0  # consecutive skipped (non-finite) optimizer steps
         self.skipped_steps = 0  # all skipped steps of the run
         self.trust = TrustRegion(cfg.training.max_kl_rise)  # post-step KL check (tinyzero/trust_region.py)
+        self._kept: LogProbs | None = None  # the trust region's forward after the last step, to reuse
         self.resumed_from: Path | None = None  # the checkpoint --resume continued from
         ckpt = self._load_weights_for_resume() if resume else None  # into the plain modules, before sharding
         # Training forwards go through these (DDP wrapper / FSDP2-sharded module / the module itself);
@@ -197,12 +198,14 @@ class TinyZeroTrainer:
         )
 
     # ------------------------------------------------------------------ the loop
-    def optimize(self, loss: torch.Tensor) -> float:
+    def optimize(self, loss: torch.Tensor, keep_logprobs: bool = False) -> float:
         """One AdamW step with global-norm clipping; a non-finite loss or gradient skips the step.
 
         With ``training.max_kl_rise`` > 0 and the iteration's batch armed (``arm_trust_region``), a step
         that raises the per-character KL to π_ref on that batch too much is shrunk or undone.
+        ``keep_logprobs``: another step on the batch follows (``step_then_logprobs``).
         """
+        self._kept = None
         self.optimizer.zero_grad(set_to_none=True)
         if self.trust.stopped:  # an earlier step on this batch was taken back: leave the batch alone
             return float("nan")
@@ -219,12 +222,26 @@ class TinyZeroTrainer:
             return self._skip_step("gradient norm", norm)
         if self.trust.armed:  # step, then shrink or undo it (tinyzero/trust_region.py)
             with self.autocast():
-                self.trust.step(params, self.optimizer, self.train_policy)
+                self._kept = self.trust.step(params, self.optimizer, self.train_policy, keep=keep_logprobs)
         else:
             self.optimizer.step()
         self._weights_version += 1
         self.bad_steps = 0
         return float(norm)
+
+    def step_then_logprobs(self, loss: torch.Tensor, batch: Batch, dist: bool) -> LogProbs:
+        """``optimize(loss)``, then π_θ's log-probs (with gradients) on ``batch`` at the new weights, for
+        the next step on the same batch (``training.update_epochs`` > 1).
+
+        With the trust region on, its check after the step already ran exactly this forward on the
+        armed batch: it is reused instead of computed twice (the check then costs one forward per
+        iteration, not one per step).
+        """
+        self.optimize(loss, keep_logprobs=True)
+        kept, self._kept = self._kept, None
+        if kept is not None and self.trust.armed_on(batch):
+            return kept  # carries the distributions whether or not ``dist`` asked for them
+        return trajectory_logprobs(self.train_policy, batch, dist=dist)
 
     def arm_trust_region(self, batch: Batch, lp: LogProbs, ref: LogProbs) -> None:
         """Called by an algorithm with π_old's and π_ref's log-probs on the iteration's batch (a no-op

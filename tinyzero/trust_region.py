@@ -20,14 +20,16 @@ Why a rise in the KL to π_ref and not the KL between consecutive policies: a st
 damaged policy (mass back from ``D`` to ``g``) is a large move from π_old but a move toward π_ref.
 Measured (docs/results.md): holding steps to KL(π_old ‖ π_θ) ≤ 0.05 froze 2 of 3 runs, every repair
 step rejected for 100+ iterations; the rise lets repairs through at any size. Off (δ = 0) by default;
-it costs one no-grad forward per step (plus one per backtrack) and draws no random numbers.
+it costs one forward per iteration (plus one per backtrack) and draws no random numbers: with
+``update_epochs`` > 1 the check of every step but the last is the forward the next step needs anyway
+(``step(keep=True)`` hands it over, computed with gradients), so only the last step pays for its check.
 """
 
 from __future__ import annotations
 
 import torch
 
-from tinyzero.algorithms.common import Batch, token_kl, trajectory_logprobs
+from tinyzero.algorithms.common import Batch, LogProbs, token_kl, trajectory_logprobs
 from tinyzero.distributed import global_mean
 
 BACKTRACKS = 4  # shrink a step at most to 1/16: near π_old the rise falls at least linearly with the size
@@ -68,44 +70,61 @@ class TrustRegion:
     def armed(self) -> bool:
         return self._batch is not None
 
+    def armed_on(self, batch: Batch) -> bool:
+        return self._batch is batch
+
     def _kl_ref(self, dist: torch.Tensor) -> float:
         assert self._batch is not None and self._ref is not None
         return float(global_mean(token_kl(dist, self._ref), self._batch.mask))
 
-    @torch.no_grad()
-    def measure(self, model: torch.nn.Module) -> float:
-        """The rise of KL_ref on the armed batch with the model's current weights (global batch)."""
+    def measure(self, model: torch.nn.Module, grad: bool = False) -> LogProbs:
+        """π_θ's log-probs on the armed batch with the model's current weights; sets ``rise`` (global
+        batch). ``grad``: keep the autograd graph, so the caller's next step can reuse this forward."""
         assert self._batch is not None
-        after = trajectory_logprobs(model, self._batch, dist=True).dist
-        assert after is not None
-        self.rise = self._kl_ref(after) - self._start
-        return self.rise
+        with torch.set_grad_enabled(grad):
+            after = trajectory_logprobs(model, self._batch, dist=True)
+        assert after.dist is not None
+        self.rise = self._kl_ref(after.dist.detach()) - self._start
+        return after
 
     def step(
-        self, params: list[torch.Tensor], optimizer: torch.optim.Optimizer, model: torch.nn.Module
-    ) -> None:
+        self,
+        params: list[torch.Tensor],
+        optimizer: torch.optim.Optimizer,
+        model: torch.nn.Module,
+        keep: bool = False,
+    ) -> LogProbs | None:
         """``optimizer.step()``, then shrink it until the rise is ≤ δ, or undo it. ``model`` computes π_θ
-        from ``params`` (under torchrun every rank measures the same global rise: all agree)."""
+        from ``params`` (under torchrun every rank measures the same global rise: all agree).
+
+        ``keep``: another step on this batch follows, so measure the whole step with gradients and return
+        that forward (π_θ's log-probs at the new weights, exactly what the next step would compute). None
+        when the step was shrunk or undone (the next step, if any, computes its own forward).
+        """
         old = [p.detach().clone() for p in params]
         state = {
             p: {k: v.clone() if torch.is_tensor(v) else v for k, v in s.items()}
             for p, s in optimizer.state.items()
         }
         optimizer.step()
-        if self.measure(model) <= self.max_rise:
-            return
+        after = self.measure(model, grad=keep)
+        if self.rise <= self.max_rise:
+            return after if keep else None
+        del after  # its graph, if any, is never used
         with torch.no_grad():
             new = [p.detach().clone() for p in params]
             for k in range(1, BACKTRACKS + 1):
                 for p, a, b in zip(params, old, new, strict=True):
                     p.copy_(torch.lerp(a, b, 0.5**k))
-                if self.measure(model) <= self.max_rise:  # AdamW keeps the moments of the full step
+                self.measure(model)
+                if self.rise <= self.max_rise:  # AdamW keeps the moments of the full step
                     self.scale = min(self.scale, 0.5**k)
                     self.shrunk += 1
-                    return
+                    return None
             for p, a in zip(params, old, strict=True):
                 p.copy_(a)
         optimizer.state.clear()
         optimizer.state.update(state)
         self.stopped, self.scale = True, 0.0
         self.rejected += 1
+        return None

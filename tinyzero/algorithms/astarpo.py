@@ -238,8 +238,7 @@ def regress(
         return loss, entropy
 
     for _ in range(cfg.training.update_epochs - 1):
-        trainer.optimize(loss_of(lp)[0])
-        lp = trajectory_logprobs(trainer.train_policy, batch, dist=wants_dist(trainer))
+        lp = trainer.step_then_logprobs(loss_of(lp)[0], batch, dist=wants_dist(trainer))
     loss, entropy = loss_of(lp)
     return lp, loss, entropy
 

@@ -206,6 +206,12 @@ CLI_ROWS: dict[str, tuple[str, str, str, str]] = {
         "train.py model.max_seq_len=16",
         "needs 29 tokens but model.max_seq_len=16",
     ),
+    "T13": (
+        "task parameter",
+        "search trace over 4 numbers",
+        "train.py --config configs/countdown.yaml task.num_numbers=4",
+        "task.num_numbers=4 is out of range: expected 3 with task.scratchpad",
+    ),
     # --- command-line flags
     "A1": ("CLI flag", "unknown flag", "train.py --bogus", "unrecognized arguments: --bogus"),
     "A2": (

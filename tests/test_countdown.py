@@ -17,10 +17,13 @@ from tinyzero.config import TaskConfig
 from tinyzero.environments import make_task
 from tinyzero.environments.arith import evaluate, numbers_used
 from tinyzero.environments.countdown import (
+    MAX_ATTEMPTS,
     CountdownProblem,
+    attempts,
     compute_score,
     reachable_targets,
     score_and_reason,
+    search_trace,
     solve,
 )
 
@@ -207,6 +210,74 @@ def test_behaviour_turns() -> None:
     wrong = [task.behaviour_turns(p, rng, 0.0)[0][1] for _ in range(50)]
     assert sum(compute_score(a, 46, [3, 7, 25]) == 1.0 for a in wrong) < 10
     assert len({task.behaviour_turns(p, rng, 1.0)[0][1] for _ in range(50)}) > 1
+
+
+def _check_line(line: str) -> tuple[list[int], int]:
+    """One attempt line ``a?b=x,x?c=y`` (or ``c?x=y``): both steps computed right; (operands, y)."""
+    first, second = line.split(",")
+    (e1, x), (e2, y) = first.split("="), second.split("=")
+    assert evaluate(e1) == int(x) >= 0 and evaluate(e2) == int(y)
+    used = numbers_used(e2)
+    assert int(x) in used
+    used.remove(int(x))
+    return numbers_used(e1) + used, int(y)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.integers(1, 20), min_size=3, max_size=3), st.integers(0, 2**16), st.floats(0, 1))
+def test_search_traces_compute_every_line_and_stop_at_the_first_hit(
+    numbers: list[int], seed: int, skill: float
+) -> None:
+    targets = reachable_targets(numbers, 1, 100)
+    if not targets:
+        return
+    rng = random.Random(seed)
+    problem = CountdownProblem(tuple(numbers), rng.choice(targets))
+    trace = search_trace(problem, rng, skill)
+    *lines, answer = trace.split("\n")
+    assert 1 <= len(lines) <= MAX_ATTEMPTS and len(set(lines)) == len(lines)
+    values = []
+    for line in lines:
+        operands, y = _check_line(line)
+        assert sorted(operands) == sorted(numbers)  # each given number exactly once
+        values.append(y)
+    assert problem.target not in values[:-1]  # the search stops at its first hit
+    score = compute_score(trace, problem.target, numbers)
+    assert score == (1.0 if values[-1] == problem.target else 0.1)  # the answer is the last attempt's
+    assert evaluate(answer.removeprefix("<answer>").removesuffix("</answer>")) == values[-1]
+    if skill == 1.0:
+        assert score == 1.0  # a guided search always finds it within MAX_ATTEMPTS
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(1, 30), min_size=3, max_size=3))
+def test_attempts_reach_every_target_the_solver_reaches(numbers: list[int]) -> None:
+    """Skipping negative first results loses no positive target."""
+    reached = {a.value for a in attempts(numbers)}
+    assert {t for t in reached if 1 <= t <= 100} == set(reachable_targets(numbers, 1, 100))
+
+
+def test_search_traces_solve_as_often_as_their_skill_says() -> None:
+    task = make_task(TaskConfig(name="countdown", num_train=300, scratchpad=True))
+    rng = random.Random(0)
+    problems = task.problems("train")
+
+    def solved(skill: float) -> float:
+        wins = 0
+        for p in problems:
+            ((obs, action),) = task.behaviour_turns(p, rng, skill)
+            assert obs == task.episode(p).prompt
+            wins += compute_score(action, p.target, list(p.numbers)) == 1.0
+        return wins / len(problems)
+
+    guided, blind = solved(1.0), solved(0.0)
+    assert guided == 1.0 and 0.1 < blind < 0.6  # random search finds ~30% within 6 attempts
+    assert blind < solved(0.5) < guided
+
+
+def test_search_trace_needs_three_numbers() -> None:
+    with pytest.raises(ValueError, match="3 numbers"):
+        attempts([1, 2, 3, 4])
 
 
 def test_make_task_unknown() -> None:

@@ -56,7 +56,7 @@ class TaskConfig:
     # multiplication
     digits_a: int = 2  # digits of the first factor
     digits_b: int = 2  # digits of the second factor
-    scratchpad: bool = False  # base corpus works the product out (long multiplication) first
+    scratchpad: bool = False  # base corpus works it out first (long multiplication; countdown: a search)
     # frozenlake
     size: int = 4  # the map is size × size
     is_slippery: bool = False  # Gymnasium's slippery dynamics (intended move with prob 1/3)
@@ -355,6 +355,12 @@ def validate(cfg: Config) -> None:
     for key, value in positive.items():
         _check(value > 0, key, value, "a positive number")
     _check(2 <= cfg.task.num_numbers <= 5, "task.num_numbers", cfg.task.num_numbers, "2..5")
+    _check(
+        not (cfg.task.name == "countdown" and cfg.task.scratchpad and cfg.task.num_numbers != 3),
+        "task.num_numbers",
+        cfg.task.num_numbers,
+        "3 with task.scratchpad (the search trace combines two numbers, then the third)",
+    )
     _check(
         1 <= cfg.task.digits_a <= 9 and 1 <= cfg.task.digits_b <= 9,
         "task.digits_a/b",

@@ -10,6 +10,20 @@ Score (TinyZero's rule, DESIGN §3): 1.0 for a correct expression inside the LAS
 results over the parser's caps count as a wrong value); 0.0 when there is no answer tag or its content is
 not an arithmetic expression. The expression is read by ``arith``'s safe parser, never ``eval``.
 
+With ``task.scratchpad`` (3 numbers) the base model's corpus searches before it answers
+(``search_trace``): one attempt per line, combine two numbers, then the result with the third, until an
+attempt hits the target (at most ``MAX_ATTEMPTS``), then the answer of the last attempt::
+
+    Use 3 7 25 to make 46
+    25-7=18,18*3=54
+    7*3=21,25+21=46
+    <answer>25+7*3</answer>
+
+Only the answer is scored. Why: the tiny model cannot choose among ~57 ways to combine 3 numbers in one
+forward pass (direct answers: pass@8 0.375, docs/results.md), but it can learn to write an attempt,
+compute it and check it against the target, one short local step at a time, and RL can then learn
+which attempts to try first.
+
 Problems: ``num_numbers`` numbers drawn uniformly from 1..max_number, then a target drawn uniformly among
 the integers in 1..max_target that the exhaustive solver can reach with all of them, so every problem is
 solvable. The solver follows the classic Countdown rule of exact division: every intermediate result is an
@@ -166,6 +180,75 @@ def _random_tree(leaves: list[int], rng: random.Random) -> Tree:
     return (rng.choice("+-*/"), _random_tree(leaves[:cut], rng), _random_tree(leaves[cut:], rng))
 
 
+MAX_ATTEMPTS = 6  # attempts a search trace shows before it gives up (~16 characters each)
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """Two numbers combined, then the result with the third: one line of a search trace."""
+
+    text: str  # "25-7=18,18*3=54"
+    tree: Tree  # the expression, for the answer
+    value: int
+
+
+def _combine(a: int, b: int) -> list[tuple[str, int, int, int]]:
+    """(op, left, right, value) for every way to combine a and b with integer results (both orders for -
+    and /; division only when exact), as the solver counts them."""
+    out = [("+", a, b, a + b), ("*", a, b, a * b), ("-", a, b, a - b), ("-", b, a, b - a)]
+    if b != 0 and a % b == 0:
+        out.append(("/", a, b, a // b))
+    if a != 0 and b % a == 0 and a != b:
+        out.append(("/", b, a, b // a))
+    return out
+
+
+def attempts(numbers: tuple[int, ...] | list[int]) -> list[Attempt]:
+    """Every distinct two-step attempt over exactly 3 numbers (each pair first, then the third).
+
+    A negative first result is skipped: with it a positive target is only reached as c − (a − b), which
+    is c + (b − a), an attempt that stays non-negative (and reads better than ``14--11``).
+    """
+    if len(numbers) != 3:
+        raise ValueError("countdown's search trace is defined for 3 numbers (task.num_numbers=3)")
+    seen: dict[str, Attempt] = {}
+    for i, j, k in ((0, 1, 2), (0, 2, 1), (1, 2, 0)):
+        c = numbers[k]
+        for op1, x1, y1, x in _combine(numbers[i], numbers[j]):
+            if x < 0:
+                continue
+            for op2, x2, y2, y in _combine(x, c):
+                first = (op1, x1, y1)
+                tree = (op2, first, y2) if x2 == x else (op2, x2, first)
+                text = f"{x1}{op1}{y1}={x},{x2}{op2}{y2}={y}"
+                seen.setdefault(text, Attempt(text, tree, y))
+    return list(seen.values())
+
+
+def search_trace(problem: CountdownProblem, rng: random.Random, skill: float) -> str:
+    """A demonstration of search: random attempts, stopping at the first that hits the target.
+
+    With probability ``skill`` a hitting attempt is placed at a random position among the first
+    ``MAX_ATTEMPTS`` (a search that finds the answer); otherwise the attempts are a plain random search,
+    which may hit by chance or give up after ``MAX_ATTEMPTS`` and answer its last attempt (a well-formed,
+    wrong answer). Every line is computed correctly; only the choice of attempts is noisy.
+    """
+    pool = attempts(problem.numbers)
+    rng.shuffle(pool)
+    hits = [a for a in pool if a.value == problem.target]
+    misses = [a for a in pool if a.value != problem.target]
+    if hits and rng.random() < skill:
+        at = rng.randrange(min(MAX_ATTEMPTS, len(misses) + 1))
+        pool = [*misses[:at], hits[0]]
+    shown: list[Attempt] = []
+    for a in pool[:MAX_ATTEMPTS]:
+        shown.append(a)
+        if a.value == problem.target:
+            break
+    lines = "".join(f"{a.text}\n" for a in shown)
+    return f"{lines}{OPEN}{render(shown[-1].tree, rng)}{CLOSE}"
+
+
 def make_prompt(problem: CountdownProblem) -> str:
     return f"Use {' '.join(str(x) for x in problem.numbers)} to make {problem.target}\n"
 
@@ -219,6 +302,8 @@ class CountdownTask(Task):
     def behaviour_turns(
         self, problem: CountdownProblem, rng: random.Random, skill: float
     ) -> list[tuple[str, str]]:
+        if self.cfg.scratchpad:
+            return [(make_prompt(problem), search_trace(problem, rng, skill))]
         expr = solve(problem.numbers, problem.target, rng) if rng.random() < skill else None
         if expr is None:
             expr = random_expression(problem.numbers, rng)

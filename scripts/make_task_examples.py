@@ -96,6 +96,15 @@ def countdown_section() -> list[str]:
         f"The base model's corpus pairs prompts with `<answer>EXPR</answer>` where EXPR is a correct "
         f"expression with probability `pretrain.skill`, else a random well-formed expression over the "
         f"given numbers, e.g. `{demo}`.",
+        "",
+        f"With `task.scratchpad: true` (3 numbers) the corpus searches before it answers: one attempt per "
+        f"line (two numbers combined, then the result with the third), stopping at the first attempt that "
+        f"hits the target or after {cd.MAX_ATTEMPTS}, then the answer of the last attempt. Every line is "
+        f"computed right; with probability `pretrain.skill` a hitting attempt is placed among the first "
+        f"{cd.MAX_ATTEMPTS}, otherwise the search is blind (random attempts, which find a hit within "
+        f"{cd.MAX_ATTEMPTS} about 30 % of the time). Only the answer is scored. For the same problem:",
+        "",
+        code(prompt + cd.search_trace(q, random.Random(3), skill=1.0)),
     ]
 
 

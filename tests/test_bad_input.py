@@ -209,7 +209,7 @@ CLI_ROWS: dict[str, tuple[str, str, str, str]] = {
     "T13": (
         "task parameter",
         "search trace over 4 numbers",
-        "train.py --config configs/countdown.yaml task.num_numbers=4",
+        "train.py task.name=countdown task.scratchpad=true task.num_numbers=4",
         "task.num_numbers=4 is out of range: expected 3 with task.scratchpad",
     ),
     # --- command-line flags

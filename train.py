@@ -1,6 +1,6 @@
 """Train a tiny LM with RL on a checkable task.
 
-    python train.py --config configs/default.yaml                      # RAGEN + A*PO on FrozenLake
+    python train.py --config configs/default.yaml                      # A*PO on FrozenLake
     python train.py --config configs/countdown.yaml algorithm.name=grpo # any key can be overridden
     python train.py --config configs/default.yaml --resume             # continue an interrupted run
     torchrun --nproc_per_node=2 train.py --config configs/default.yaml # data-parallel (docs/scaling.md)

@@ -51,8 +51,8 @@ def kl_ref(tr: TinyZeroTrainer, batch) -> float:
     return float(masked_mean(token_kl(pol, ref), batch.mask))
 
 
-def armed_step(tr: TinyZeroTrainer, lr: float, loss_fn=None):
-    """Arm on a real batch, take one step (default loss −mean log π) at ``lr``; return the batch."""
+def arm(tr: TinyZeroTrainer, lr: float | None = None):
+    """Arm the trust region on a real batch of 8 episodes (optionally setting the lr); (batch, lp, ref)."""
     eps = tr.rollout(tr.sample_problems(8), tr.policy)
     batch = make_batch(tr.tok, eps, tr.cfg.rollout.history, tr.device)
     lp = trajectory_logprobs(tr.train_policy, batch, dist=True)
@@ -61,7 +61,13 @@ def armed_step(tr: TinyZeroTrainer, lr: float, loss_fn=None):
     tr.trust.reset()
     tr.arm_trust_region(batch, lp, ref)
     for g in tr.optimizer.param_groups:
-        g["lr"] = lr
+        g["lr"] = g["lr"] if lr is None else lr
+    return batch, lp, ref
+
+
+def armed_step(tr: TinyZeroTrainer, lr: float, loss_fn=None):
+    """Arm on a real batch, take one step (default loss −mean log π) at ``lr``; return the batch."""
+    batch, lp, ref = arm(tr, lr)
     loss = -masked_mean(lp.token, batch.mask) if loss_fn is None else loss_fn(lp, ref, batch)
     tr.optimize(loss)
     return batch
@@ -179,13 +185,7 @@ def test_the_check_before_another_step_is_that_steps_forward(cache_dir: Path, tm
     """With update_epochs > 1 the check after a kept step hands its forward to the next step: the same
     log-probs as a fresh forward at the new weights, with a graph that backpropagates."""
     tr = make_trainer(cache_dir, tmp_path, "training.max_kl_rise=1e6")
-    eps = tr.rollout(tr.sample_problems(8), tr.policy)
-    batch = make_batch(tr.tok, eps, tr.cfg.rollout.history, tr.device)
-    lp = trajectory_logprobs(tr.train_policy, batch, dist=True)
-    with torch.no_grad():
-        ref = trajectory_logprobs(tr.ref, batch, dist=True)
-    tr.trust.reset()
-    tr.arm_trust_region(batch, lp, ref)
+    batch, lp, _ = arm(tr)
     kept = tr.step_then_logprobs(-masked_mean(lp.token, batch.mask), batch, dist=False)
     fresh = trajectory_logprobs(tr.train_policy, batch, dist=True)
     assert kept is not lp and kept.dist is not None
@@ -202,15 +202,7 @@ def test_after_a_shrunk_step_the_next_forward_is_at_the_shrunk_weights(
     full = make_trainer(cache_dir, tmp_path / "full", "training.max_kl_rise=1e6")
     armed_step(full, lr=3e-3)
     tr = make_trainer(cache_dir, tmp_path / "half", f"training.max_kl_rise={full.trust.rise / 2}")
-    eps = tr.rollout(tr.sample_problems(8), tr.policy)
-    batch = make_batch(tr.tok, eps, tr.cfg.rollout.history, tr.device)
-    lp = trajectory_logprobs(tr.train_policy, batch, dist=True)
-    with torch.no_grad():
-        ref = trajectory_logprobs(tr.ref, batch, dist=True)
-    tr.trust.reset()
-    tr.arm_trust_region(batch, lp, ref)
-    for g in tr.optimizer.param_groups:
-        g["lr"] = 3e-3
+    batch, lp, _ = arm(tr, lr=3e-3)
     nxt = tr.step_then_logprobs(-masked_mean(lp.token, batch.mask), batch, dist=False)
     assert tr.trust.shrunk == 1 and nxt.dist is None  # not the discarded full-step forward: a new one
     assert torch.equal(nxt.token.detach(), trajectory_logprobs(tr.train_policy, batch).token.detach())

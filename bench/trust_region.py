@@ -14,8 +14,8 @@ which the script checks and records as ``same_run``):
   gradients and is handed to that step as its forward (``TinyZeroTrainer.step_then_logprobs``), so only
   the iteration's last step pays for a forward of its own.
 
-Blocks of ``--iterations`` RL iterations (rollouts + update, as ``TinyZeroTrainer.train`` runs them,
-without evaluations or checkpoints) interleave the three (A B C A B C ...), so that load from other
+Blocks of ``--iterations`` RL iterations (``TinyZeroTrainer.update``: rollouts and steps, as ``train``
+runs them, without evaluations or checkpoints) interleave the three (A B C A B C ...), so that load from other
 jobs hits all alike; the figure is seconds per iteration summed over the blocks, and the ratios to
 ``off`` are what to read. Writes ``bench/results/trust_region.json`` (``trust_region_quick.json`` with
 ``--quick``).
@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 from bench.common import machine_info, write_results  # noqa: E402
 from tinyzero.algorithms.common import Batch, LogProbs, trajectory_logprobs  # noqa: E402
 from tinyzero.config import load_config  # noqa: E402
-from tinyzero.trainer import ALGORITHMS, TinyZeroTrainer  # noqa: E402
+from tinyzero.trainer import TinyZeroTrainer  # noqa: E402
 
 
 class PerStepCheck(TinyZeroTrainer):
@@ -56,14 +56,10 @@ def build(config: str, overrides: list[str], limit: float, cls: type[TinyZeroTra
 
 def run_block(tr: TinyZeroTrainer, iterations: int) -> tuple[float, list[float]]:
     """``iterations`` RL iterations as the trainer's loop runs them; seconds and the losses."""
-    step_fn = ALGORITHMS[tr.cfg.algorithm.name]
     losses = []
     start = time.perf_counter()
     for _ in range(iterations):
-        tr.trust.reset()
-        with tr.autocast():
-            loss, _ = step_fn(tr)
-        tr.optimize(loss)
+        loss, _, _ = tr.update()
         tr.iteration += 1
         losses.append(float(loss.detach()))
     return time.perf_counter() - start, losses

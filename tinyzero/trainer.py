@@ -229,6 +229,14 @@ class TinyZeroTrainer:
         self.bad_steps = 0
         return float(norm)
 
+    def update(self) -> tuple[torch.Tensor, dict, float]:
+        """One iteration's work without the bookkeeping: the algorithm collects its rollouts and builds
+        the loss, then the last optimizer step (loss, the algorithm's metrics, gradient norm)."""
+        self.trust.reset()
+        with self.autocast():
+            loss, metrics = ALGORITHMS[self.cfg.algorithm.name](self)
+        return loss, metrics, self.optimize(loss)
+
     def step_then_logprobs(self, loss: torch.Tensor, batch: Batch, dist: bool) -> LogProbs:
         """``optimize(loss)``, then π_θ's log-probs (with gradients) on ``batch`` at the new weights, for
         the next step on the same batch (``training.update_epochs`` > 1).
@@ -297,7 +305,6 @@ class TinyZeroTrainer:
 
     def train(self) -> dict:
         cfg = self.cfg
-        step_fn = ALGORITHMS[cfg.algorithm.name]
         logger = (
             None
             if not self.dist.is_main
@@ -332,10 +339,7 @@ class TinyZeroTrainer:
             while self.iteration < cfg.training.total_iterations:
                 start, tokens_before = time.perf_counter(), self.generated_tokens + self.stage1_tokens
                 own_before = self.generated_tokens
-                self.trust.reset()
-                with self.autocast():
-                    loss, metrics = step_fn(self)
-                grad_norm = self.optimize(loss)
+                loss, metrics, grad_norm = self.update()
                 self.iteration += 1
                 loss_value = float(loss.detach())
                 if self.dist.enabled:  # global token count; metrics averaged over ranks

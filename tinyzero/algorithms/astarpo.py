@@ -37,7 +37,7 @@ from tinyzero.algorithms.common import (
     trajectory_logprobs,
 )
 from tinyzero.metrics import mean
-from tinyzero.rollout import run_episodes
+from tinyzero.rollout import Episode, run_episodes
 
 if TYPE_CHECKING:
     from tinyzero.trainer import TinyZeroTrainer
@@ -277,9 +277,17 @@ def step(trainer: TinyZeroTrainer) -> tuple[torch.Tensor, dict]:
         trainer.v_star_table = build_v_star_table(trainer)
         trainer.problem_pool = training_pool(trainer, trainer.v_star_table)
     problems = trainer.sample_problems(cfg.astarpo.num_trajectories)
-    episodes = trainer.rollout(problems, trainer.policy)
+    return loss_from_episodes(trainer, trainer.rollout(problems, trainer.policy))
+
+
+def loss_from_episodes(trainer: TinyZeroTrainer, episodes: list[Episode]) -> tuple[torch.Tensor, dict]:
+    """Stage 2's loss on given on-policy episodes (``step`` after its rollout; tests feed fixed ones).
+
+    Each episode's V* is read from ``trainer.v_star_table`` under its own prompt (``episode.problem``).
+    """
+    cfg = trainer.cfg
     rewards = trainer.rewards(episodes)
-    v_star = torch.tensor([trainer.v_star_table[trainer.task.describe(p)]["v"] for p in problems])
+    v_star = torch.tensor([trainer.v_star_table[trainer.task.describe(e.problem)]["v"] for e in episodes])
     batch = make_batch(trainer.tok, episodes, cfg.rollout.history, trainer.device)
     lp, ref = policy_and_ref_logprobs(trainer, batch)
     lp, loss, entropy = regress(trainer, batch, lp, ref, rewards, v_star)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from tinyzero.algorithms.common import group_view, make_batch, masked_mean, trajectory_logprobs
+from tinyzero.rollout import Episode
 
 if TYPE_CHECKING:
     from tinyzero.trainer import TinyZeroTrainer
@@ -35,10 +36,19 @@ def clipped_surrogate(
 
 
 def step(trainer: TinyZeroTrainer) -> tuple[torch.Tensor, dict]:
+    """K trajectories from π_θ for each sampled prompt, then the clipped surrogate on them."""
     cfg = trainer.cfg
     k = cfg.num_completions
     problems = trainer.sample_problems(max(1, cfg.astarpo.num_trajectories // k))
     episodes = trainer.rollout([p for p in problems for _ in range(k)], trainer.policy)
+    return loss_from_episodes(trainer, episodes)
+
+
+def loss_from_episodes(trainer: TinyZeroTrainer, episodes: list[Episode]) -> tuple[torch.Tensor, dict]:
+    """The loss on given episodes, K = ``num_completions`` consecutive ones per prompt (``step`` after
+    its rollout; tests feed fixed ones)."""
+    cfg = trainer.cfg
+    k = cfg.num_completions
     rewards = trainer.rewards(episodes)
     batch = make_batch(trainer.tok, episodes, cfg.rollout.history, trainer.device)
     lp = trajectory_logprobs(trainer.train_policy, batch, dist=trainer.trust.enabled)

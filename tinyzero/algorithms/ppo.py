@@ -26,6 +26,7 @@ from torch import nn
 from tinyzero.algorithms.common import make_batch, masked_mean, trajectory_logprobs
 from tinyzero.algorithms.grpo import clipped_surrogate
 from tinyzero.distributed import global_mean
+from tinyzero.rollout import Episode
 
 if TYPE_CHECKING:
     from tinyzero.trainer import TinyZeroTrainer
@@ -60,9 +61,15 @@ def whiten(x: torch.Tensor, mask: torch.Tensor, eps: float = 1e-6) -> torch.Tens
 
 
 def step(trainer: TinyZeroTrainer) -> tuple[torch.Tensor, dict]:
+    """One trajectory from π_θ per sampled prompt, then the clipped surrogate and the critic's loss."""
     cfg = trainer.cfg
     problems = trainer.sample_problems(cfg.astarpo.num_trajectories)
-    episodes = trainer.rollout(problems, trainer.policy)
+    return loss_from_episodes(trainer, trainer.rollout(problems, trainer.policy))
+
+
+def loss_from_episodes(trainer: TinyZeroTrainer, episodes: list[Episode]) -> tuple[torch.Tensor, dict]:
+    """Policy + value loss on given episodes (``step`` after its rollout; tests feed fixed ones)."""
+    cfg = trainer.cfg
     rewards = trainer.rewards(episodes)
     batch = make_batch(trainer.tok, episodes, cfg.rollout.history, trainer.device)
     lp = trajectory_logprobs(trainer.train_policy, batch, dist=trainer.trust.enabled)

@@ -22,36 +22,58 @@ one-turn episodes.
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 import torch
 
 from tinyzero.algorithms.astarpo import estimate_v_star, kl_metrics, policy_and_ref_logprobs, regress
 from tinyzero.algorithms.common import group_view, make_batch
+from tinyzero.rollout import Episode
 
 if TYPE_CHECKING:
     from tinyzero.trainer import TinyZeroTrainer
 
 
 def starpo_s_keep(rewards: torch.Tensor, keep: float) -> torch.Tensor:
-    """Indices of the ⌈keep·P⌉ prompt groups with the highest reward std (rewards: (P, K))."""
-    n_keep = max(1, round(keep * rewards.shape[0]))
+    """Indices of the ⌈keep·P⌉ prompt groups with the highest reward std (rewards: (P, K)).
+
+    Rounded up, so a fraction never keeps fewer groups than asked (0.5 of 5 keeps 3) and keep > 0 keeps
+    at least one; the product is first rounded to 9 decimals so that 0.7·10 = 7.000000000000001 keeps 7.
+    Ties keep the earlier group (stable sort).
+    """
+    n_keep = max(1, math.ceil(round(keep * rewards.shape[0], 9)))
     return torch.argsort(rewards.std(dim=1), descending=True, stable=True)[:n_keep]
 
 
 def step(trainer: TinyZeroTrainer) -> tuple[torch.Tensor, dict]:
+    """K trajectories from π_θ per sampled initial state (and K from π_ref for the reference source)."""
     cfg = trainer.cfg
     k = cfg.num_completions
     n_prompts = max(1, cfg.astarpo.num_trajectories // k)
     problems = trainer.sample_problems(n_prompts)
     episodes = trainer.rollout([p for p in problems for _ in range(k)], trainer.policy)
+    ref_eps = None
+    if cfg.astarpo.v_star_source == "reference":  # K fresh π_ref trajectories per initial state
+        ref_eps = trainer.rollout([p for p in problems for _ in range(k)], trainer.ref)
+    return loss_from_episodes(trainer, episodes, ref_eps)
+
+
+def loss_from_episodes(
+    trainer: TinyZeroTrainer, episodes: list[Episode], ref_episodes: list[Episode] | None = None
+) -> tuple[torch.Tensor, dict]:
+    """The update on given episodes: K = ``num_completions`` consecutive ones per initial state (``step``
+    after its rollouts; tests feed fixed ones). ``ref_episodes``: the K π_ref trajectories per state that
+    ``astarpo.v_star_source: reference`` estimates V* from (unused otherwise)."""
+    cfg = trainer.cfg
+    k = cfg.num_completions
     rewards = trainer.rewards(episodes)  # (P·K,)
     batch = make_batch(trainer.tok, episodes, cfg.rollout.history, trainer.device)
     lp, ref = policy_and_ref_logprobs(trainer, batch)
 
     if cfg.astarpo.v_star_source == "reference":
-        ref_eps = trainer.rollout([p for p in problems for _ in range(k)], trainer.ref)
-        v_star = estimate_v_star(group_view(trainer.rewards(ref_eps), k), cfg.astarpo.beta)  # (P,)
+        assert ref_episodes is not None, "v_star_source: reference needs the π_ref episodes"
+        v_star = estimate_v_star(group_view(trainer.rewards(ref_episodes), k), cfg.astarpo.beta)  # (P,)
     else:
         log_w = group_view(ref.traj - lp.traj.detach(), k)  # log π_ref(τ) − log π_θ(τ)
         v_star = estimate_v_star(group_view(rewards, k), cfg.astarpo.beta, log_w.cpu())  # (P,)

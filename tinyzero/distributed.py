@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import os
+import platform
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -142,8 +143,51 @@ def setup(strategy: str, backend: str, timeout_s: int, device: torch.device) -> 
     if backend == "nccl" and device.type != "cuda":
         raise UserError("distributed.backend=nccl needs GPUs: use distributed.backend=gloo (or auto) on CPU")
     if not dist.is_initialized():
-        dist.init_process_group(backend, timeout=datetime.timedelta(seconds=timeout_s))
+        # device_id binds the group to this rank's GPU now (NCCL connects eagerly, and no collective
+        # has to guess the device); gloo takes none.
+        dist.init_process_group(
+            backend,
+            timeout=datetime.timedelta(seconds=timeout_s),
+            device_id=device if device.type == "cuda" else None,
+        )
     return DistInfo(rank, world, local_rank, strategy), device
+
+
+def teardown() -> None:
+    """Leave the process group, if one was joined: without it NCCL warns at exit and can hang or abort.
+    train.py calls it in a ``finally``, so an error on one rank still releases the others' group."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def describe_run(device: torch.device, dtype: str, info: DistInfo) -> dict[str, str | int]:
+    """Where a run actually trains, for the console and summary.json: a GPU job that lands on CPU, or
+    on another GPU than paid for, shows in its first line instead of in the bill."""
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+    else:
+        name = f"CPU ({platform.machine() or 'unknown'}, {torch.get_num_threads()} threads)"
+    return {
+        "run/device": str(device),
+        "run/device_name": name,
+        "run/dtype": dtype,
+        "run/world_size": info.world_size,
+        "run/strategy": info.strategy if info.enabled else "none",
+        "run/torch": torch.__version__,
+        "run/torch_cuda": torch.version.cuda or "none",
+    }
+
+
+def format_run(described: dict[str, str | int]) -> str:
+    """describe_run as one console line."""
+    d = described
+    procs = f"{d['run/world_size']} process(es)" + (
+        f" ({d['run/strategy']})" if d["run/strategy"] != "none" else ""
+    )
+    return (
+        f"device: {d['run/device']} ({d['run/device_name']}), dtype {d['run/dtype']}, {procs}, "
+        f"torch {d['run/torch']} (CUDA {d['run/torch_cuda']})"
+    )
 
 
 def rank_seed(seed: int, rank: int) -> int:

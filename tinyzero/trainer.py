@@ -55,7 +55,11 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise UserError("run.device=cuda but no CUDA device is available (use run.device=cpu or auto)")
+        build = f"CUDA {torch.version.cuda} build" if torch.version.cuda else "CPU-only build"
+        raise UserError(
+            f"run.device=cuda but no CUDA device is available (torch {torch.__version__}, a {build}; "
+            f"check the NVIDIA driver with nvidia-smi, or use run.device=cpu or auto)"
+        )
     return torch.device(name)
 
 
@@ -75,6 +79,9 @@ class TinyZeroTrainer:
         self.dist, self.device = distributed.setup(d.strategy, d.backend, d.timeout_s, self.device)
         self.show_progress = progress and cfg.logging.progress and self.dist.is_main
         check_precision_options(cfg, self.device)
+        self.run_info = distributed.describe_run(self.device, cfg.run.dtype, self.dist)  # console + summary
+        if self.dist.is_main:
+            print(distributed.format_run(self.run_info), flush=True)
         self._check_rank_shares()
         self.run_dir = Path(cfg.run.out_dir) / cfg.run.name
         self.ckpt_root = self.run_dir / "checkpoints"
@@ -406,6 +413,7 @@ class TinyZeroTrainer:
             "skipped_steps": self.skipped_steps,
             "rejected_steps": self.trust.rejected,
             "shrunk_steps": self.trust.shrunk,
+            **self.run_info,
             **{k: v for k, v in memory_metrics(self.device).items() if "peak" in k},
             **last_eval,
         }

@@ -58,4 +58,9 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    run_cli(main)
+    try:
+        run_cli(main)
+    finally:  # under torchrun: leave the process group even when this rank failed (NCCL can hang)
+        from tinyzero.distributed import teardown
+
+        teardown()

@@ -503,6 +503,14 @@ class TinyZeroTrainer:
     def _rank_rng_state(self, state: dict) -> torch.Tensor:
         """This rank's saved sampling stream; a resume with another world size cannot be exact."""
         ranks = state.get("rng_torch_ranks") or [state["rng_torch"]]
+        if any(len(r) != self.gen.get_state().numel() for r in ranks):  # CUDA's is 16 bytes, CPU's 5056
+            if self.dist.is_main:
+                print(
+                    "note: checkpoint was written on another device type (cpu vs cuda): training continues "
+                    "from fresh sampling seeds, not sample-for-sample as it would have"
+                )
+            seed = distributed.rank_seed(self.cfg.run.seed, self.dist.rank) + int(state["iteration"])
+            return torch.Generator(device=self.device).manual_seed(seed).get_state()
         if len(ranks) == self.dist.world_size:
             return torch.tensor(ranks[self.dist.rank], dtype=torch.uint8)
         if self.dist.is_main:
@@ -564,7 +572,9 @@ class TinyZeroTrainer:
 
 def check_precision_options(cfg: Config, device: torch.device) -> None:
     """Fail early, in one line, where ``run.dtype`` / ``run.compile`` cannot work on this machine."""
-    if cfg.run.dtype == "bfloat16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+    # Without emulation: a T4 (no bf16 units) emulates bf16 and would pass, then run slower than fp32.
+    bf16 = device.type != "cuda" or torch.cuda.is_bf16_supported(including_emulation=False)
+    if cfg.run.dtype == "bfloat16" and not bf16:
         raise UserError("run.dtype=bfloat16 but this GPU has no bfloat16 support: use run.dtype=float32")
     if cfg.run.compile and device.type == "cpu":
         import shutil

@@ -30,7 +30,7 @@ from omegaconf.errors import OmegaConfBaseException
 from tinyzero.config import Config, _merge
 from tinyzero.errors import UserError
 
-# Modal's GPU names, as its GPU guide lists them (read 2026-05): T4, L4, A10, L40S, A100-40GB, A100-80GB,
+# Modal's GPU names, as its GPU guide lists them (read 2026-12): T4, L4, A10, L40S, A100-40GB, A100-80GB,
 # H100, H200, B200 (the guide also has RTX-PRO-6000 and the variants H100!/B200+, not offered here: no
 # price was checked for them). USD per GPU-hour: ESTIMATES of Modal's on-demand list prices (billed per
 # second), read May 2026 (T4, L4, L40S, A100-80GB, H100 cross-checked against a published comparison of

@@ -27,7 +27,7 @@ HERE = Path(__file__).resolve().parent
 # Inside the Modal container this file is mounted on its own at /root, beside the project's folder:
 # the image says where the project is (TINYZERO_ROOT, cloud.image_env).
 ROOT = cloud.project_root(HERE)
-SETTINGS_PATH = Path(os.environ.get("TINYZERO_MODAL_YAML", str(ROOT / "modal.yaml")))
+SETTINGS_PATH = os.environ.get("TINYZERO_MODAL_YAML", str(ROOT / "modal.yaml"))  # as typed: errors quote it
 
 
 def _settings() -> cloud.ModalSettings:

@@ -281,7 +281,7 @@ def load_source(
 def load_reference(src: Source, ref_dir: str | Path | None = None) -> tuple[torch.nn.Module | None, str, str]:
     """(π_ref or None, its path or "", a note) for the KL figure."""
     if src.kind == "base_model" and ref_dir is None:
-        return None, str(src.path), "the model is its own reference (a base model): KL = 0"
+        return src.model, str(src.path), "the model is its own reference (a base model): KL = 0"
     if ref_dir is None:
         if not src.base_key:
             return None, "", "skipped: the checkpoint does not name its base model (no base_key)"
@@ -461,10 +461,8 @@ def evaluate_source(
         )
 
     ref, ref_path, kl_note = load_reference(src, ref_dir)
-    if ref is not None:
-        kl_value: float | None = kl_to_reference(src, ref, all_sampled)
-    else:
-        kl_value = 0.0 if src.kind == "base_model" and ref_dir is None else None
+    # computed even for a base model (its own reference): 0 by computation, so a broken KL shows there too
+    kl_value = kl_to_reference(src, ref, all_sampled) if ref is not None else None
 
     figures = {
         "schema_version": SCHEMA_VERSION,

@@ -13,8 +13,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tinyzero.cli import config_parser
-from tinyzero.errors import UserError, run_cli
+from tinyzero.errors import UserError, require_packages, run_cli
+
+require_packages()  # one line naming the fix (e.g. activate .venv) instead of a ModuleNotFoundError
+
+from tinyzero.cli import config_parser  # noqa: E402
 
 SLIPPERY = {"no": [False], "yes": [True], "both": [False, True]}
 
@@ -37,7 +40,15 @@ def build_parser():
     ev.add_argument(
         "--episodes", type=int, help="held-out problems to evaluate (default training.eval_problems)"
     )
-    ev.add_argument("--samples", type=int, default=8, help="K sampled episodes per problem, for pass@k (8)")
+    ev.add_argument(
+        "--samples",
+        type=int,
+        default=8,
+        help="K sampled episodes per problem, for pass@k (8). The default evaluation plays "
+        "training.eval_problems (200) × (1 greedy + 8 sampled) = 1,800 episodes: about 2 minutes for the "
+        "default FrozenLake model on 2 CPU cores; --episodes 50 --samples 4 takes a fraction of that",
+    )
+    ev.add_argument("--no-progress", action="store_true", help="no progress bar")
     ev.add_argument("--seed", type=int, help="seed of sampling and slippery dynamics (default run.seed + 7)")
     ev.add_argument("--json", metavar="FILE", help="write every figure as JSON here")
     ev.add_argument("--report", metavar="FILE", help="write a markdown report with failure examples here")
@@ -95,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         sizes=args.sizes,
         slippery=SLIPPERY[args.slippery] if args.slippery else None,
         ref_dir=args.ref,
+        progress=not args.no_progress,
     )
     print(E.console_table(ev.figures))
     written = []

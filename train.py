@@ -10,12 +10,17 @@ The first run of a task pre-trains its base model (cached under .cache/base_mode
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
-from tinyzero.cli import config_from_args, config_parser
-from tinyzero.errors import run_cli
-from tinyzero.pretrain import format_report
-from tinyzero.rollout import Episode
+from tinyzero.errors import Interrupted, require_packages, run_cli
+
+require_packages()  # one line naming the fix (e.g. activate .venv) instead of a ModuleNotFoundError
+
+from tinyzero.cli import config_from_args, config_parser, rerun_command  # noqa: E402
+from tinyzero.pretrain import format_report  # noqa: E402
+from tinyzero.resume import resume_config  # noqa: E402
+from tinyzero.rollout import Episode  # noqa: E402
 
 
 def compute_reward(task: Any, episode: Episode) -> float:
@@ -34,7 +39,12 @@ def main() -> int:
     parser.add_argument("--resume", action="store_true", help="continue from runs/<name>/checkpoints/latest")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")
     args = parser.parse_args()
-    cfg = config_from_args(args)
+    if args.resume:  # the run's saved config, not the command line's: the same run goes on
+        cfg, notes = resume_config(args.config, args.overrides)
+        for note in notes:
+            print(note)
+    else:
+        cfg = config_from_args(args)
 
     from tinyzero.trainer import TinyZeroTrainer  # heavy imports after the config is known to be valid
 
@@ -45,7 +55,11 @@ def main() -> int:
         print(format_report(trainer.base_report))
         if trainer.resumed_from is not None:
             print(f"resuming from {trainer.resumed_from} (iteration {trainer.iteration})")
-    summary = trainer.train()
+    try:
+        summary = trainer.train()
+    except Interrupted as e:  # Ctrl-C: say exactly what continues the run
+        command = rerun_command(sys.argv, trainer.dist.world_size, extra="--resume")
+        raise Interrupted(f"{str(e).split(';')[0]}; continue with: {command}") from None
     if not trainer.dist.is_main:
         return 0
     base, final = summary["base/greedy_success"], summary.get("eval/greedy_success")

@@ -16,8 +16,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from tinyzero.errors import require_packages, run_cli  # noqa: E402
+
+require_packages()  # one line naming the fix (e.g. activate .venv) instead of a ModuleNotFoundError
+
 from tinyzero.cli import _Parser  # noqa: E402
-from tinyzero.errors import run_cli  # noqa: E402
 
 
 def main() -> int:

@@ -330,7 +330,13 @@ CLI_ROWS: dict[str, tuple[str, str, str, str]] = {
         "checkpoint path",
         "`--resume` with another task",
         "train.py run.name=good task.name=multiplication --resume",
-        "--resume: checkpoint is for task 'frozenlake', config says 'multiplication'",
+        "changes what run 'good' is: task.name='multiplication' (the run has 'frozenlake')",
+    ),
+    "K13": (
+        "checkpoint path",
+        "`--resume` with another learning rate",
+        "train.py run.name=good training.lr=0.1 --resume",
+        "changes what run 'good' is: training.lr=0.1 (the run has 0.0005)",
     ),
     "K11": (
         "output path",

@@ -51,6 +51,11 @@ def test_train_runs_resumes_and_reports_mistakes(out: Path) -> None:
     run_dir = out / "runs" / "smoke"
     assert (run_dir / "summary.json").is_file() and (run_dir / "checkpoints" / "latest").is_file()
     assert len((run_dir / "metrics.jsonl").read_text().splitlines()) == 3
+    umask = os.umask(0)
+    os.umask(umask)
+    for ckpt in (run_dir / "checkpoints").glob("iter_*"):  # weights as readable as the JSON beside them
+        modes = {p.name: p.stat().st_mode & 0o777 for p in ckpt.iterdir()}
+        assert modes["model.safetensors"] == 0o666 & ~umask == modes["model.json"], modes
 
     # the same command again would overwrite the run: one line, exit 2, the fix named
     proc = train(out, "training.total_iterations=2")
@@ -72,9 +77,49 @@ def test_resume_without_checkpoint_is_a_one_line_error(out: Path) -> None:
     assert len(proc.stderr.strip().splitlines()) == 1
 
 
-def test_run_smoke_prints_a_stats_dict() -> None:
+def smoke_stats(proc: subprocess.CompletedProcess) -> dict:
+    lines = proc.stdout.strip().splitlines()
+    stats = ast.literal_eval(next(line for line in lines if line.startswith("{")))
+    assert isinstance(stats, dict)
+    return stats
+
+
+def test_run_smoke_prints_a_stats_dict_and_an_ok_line() -> None:
     proc = run("scripts/run_smoke.py")  # uses the repository's default .cache (built once, then reused)
     assert proc.returncode == 0, proc.stderr
-    stats = ast.literal_eval(proc.stdout.strip().splitlines()[-1])
-    assert isinstance(stats, dict) and "loss" in stats
-    assert {"grad_norm", "reward_mean", "kl", "entropy"} <= stats.keys()
+    stats = smoke_stats(proc)
+    assert {"loss", "grad_norm", "reward_mean", "kl", "entropy"} <= stats.keys()
+    assert stats["algorithm"] == "ragen"
+    last = proc.stdout.strip().splitlines()[-1]
+    assert last.startswith("OK: ragen on frozenlake") and "expected at this budget" in last
+
+
+def test_run_smoke_takes_overrides_and_rejects_unknown_arguments() -> None:
+    proc = run("scripts/run_smoke.py", "algorithm.name=grpo")
+    assert proc.returncode == 0, proc.stderr
+    assert smoke_stats(proc)["algorithm"] == "grpo"  # not silently RAGEN
+    assert proc.stdout.strip().splitlines()[-1].startswith("OK: grpo on frozenlake")
+    for bad, fragment in (("--bogus", "unrecognized arguments"), ("algorithm.nme=grpo", "did you mean")):
+        proc = run("scripts/run_smoke.py", bad)
+        assert proc.returncode == 2 and fragment in proc.stderr, (bad, proc.stderr)
+        assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_entry_points_name_the_venv_when_packages_are_missing(tmp_path: Path) -> None:
+    """Run with a Python that has none of the project's packages (the README's later commands without
+    `source .venv/bin/activate`): one line naming the missing packages and the fix, exit 2."""
+    bare = tmp_path / "bare"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(bare)], check=True, timeout=120)
+    env = {k: v for k, v in ENV.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    for script in ("train.py", "evaluate.py", "scripts/run_smoke.py", "scripts/export_hf.py"):
+        proc = subprocess.run(
+            [str(bare / "bin" / "python"), script, "--help"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        err = proc.stderr.strip().splitlines()
+        assert proc.returncode == 2 and len(err) == 1, (script, proc.stderr)
+        assert err[0].startswith("error: missing package(s): torch") and "Traceback" not in proc.stderr

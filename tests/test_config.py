@@ -63,6 +63,24 @@ def test_missing_and_malformed_files(tmp_path: Path) -> None:
         load_config(unknown)
 
 
+@pytest.mark.parametrize(
+    ("text", "where", "problem"),
+    [
+        ("training:\n  lr: 1e-3\n  x: [1, 2\nrun: {}\n", "line 4, column 4", "expected ',' or ']'"),
+        ("training:\n  lr: 1e-3\n bad: 2\n", "line 3, column 2", "did not find expected key"),
+        ("run:\n\tname: x\n", "line 2, column 1", "cannot start any token"),
+    ],
+)
+def test_yaml_errors_keep_line_column_and_reason(tmp_path: Path, text: str, where: str, problem: str) -> None:
+    """One line that says where the YAML breaks and why, not just "while scanning for the next token"."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text)
+    with pytest.raises(UserError) as e:
+        load_config(bad)
+    msg = str(e.value)
+    assert "\n" not in msg and msg.startswith(f"cannot read config '{bad}': {where}: ") and problem in msg
+
+
 def test_yaml_round_trip(tmp_path: Path) -> None:
     cfg = load_config(None, ["astarpo.beta2=0.2", "task.is_slippery=true"])
     saved = tmp_path / "config.yaml"
@@ -87,3 +105,16 @@ def test_cli_errors_are_one_line_exit_2(argv: list[str]) -> None:
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_settings_without_effect_are_named() -> None:
+    from tinyzero.config import ineffective_settings
+
+    notes = ineffective_settings(load_config(None, ["algorithm.name=astarpo", "num_completions=4"]))
+    assert len(notes) == 1 and notes[0].startswith(
+        "num_completions=4 has no effect with algorithm.name=astarpo"
+    )
+    assert ineffective_settings(load_config(None, ["algorithm.name=ragen", "num_completions=4"])) == []
+    assert any("grpo.*" in n for n in ineffective_settings(load_config(None, ["grpo.kl_coef=0.1"])))
+    for name in ("default", "frozenlake", "countdown", "multiplication"):
+        assert ineffective_settings(load_config(ROOT / "configs" / f"{name}.yaml")) == [], name

@@ -269,8 +269,11 @@ def test_plots_and_compare(runs: dict[str, Path], tmp_path: Path) -> None:
     assert [i["algorithm"] for i in infos] == ["ragen", "grpo"] and [i["iterations"] for i in infos] == [2, 1]
     lines = table.strip().splitlines()
     assert (
-        len(lines) == 4 and "| smoke | ragen | frozenlake | 2 |" in lines[2] and "| grpo | grpo |" in lines[3]
+        len(lines) == 6 and "| smoke | ragen | frozenlake | 2 |" in lines[2] and "| grpo | grpo |" in lines[3]
     )
+    # the labels say what was measured, and the note why evaluate.py --checkpoint differs
+    assert "1 try per problem" in lines[0] and "last training batch" in lines[0]
+    assert lines[4] == "" and "evaluate.py --checkpoint" in lines[5]
 
 
 # ---------------------------------------------------------------------------------------------- errors

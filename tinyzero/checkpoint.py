@@ -32,7 +32,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from tinyzero.errors import UserError
-from tinyzero.models.io import load_model_dir, save_model_dir
+from tinyzero.models.io import load_model_dir, readable_by_all, save_model_dir
 
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = 1
@@ -162,6 +162,7 @@ def save_checkpoint(
                 {k: v.detach().cpu().clone().contiguous() for k, v in extra_tensors.items()},
                 str(tmp / "extra.safetensors"),
             )
+            readable_by_all(tmp / "extra.safetensors")
         opt_state = optimizer if isinstance(optimizer, dict) else optimizer.state_dict()
         torch.save(opt_state, tmp / "optimizer.pt")
         (tmp / "state.json").write_text(json.dumps({**state, "iteration": iteration}))

@@ -110,7 +110,7 @@ class AStarPOConfig:
     beta: float = 0.5  # β1 of V* = β·log E_{π_ref}[exp(r/β)]
     beta2: float = 0.2  # β2, scale of the regressed log-ratio (targets are A*/β2 nats, docs/algorithms.md)
     num_value_samples: int = 8  # N reference samples per training prompt for V* (stage 1)
-    num_trajectories: int = 128  # rollouts (prompts × samples) per iteration
+    num_trajectories: int = 128  # episodes per iteration, for EVERY algorithm (prompts × num_completions)
     filter_all_failed: bool = False  # drop training prompts where all N reference samples failed
     v_star_source: str = "importance"  # ragen: importance (K on-policy samples, weighted) | reference
     huber_delta: float = 0.0  # > 0: Huber loss on residuals beyond δ (reward units), docs/algorithms.md
@@ -195,7 +195,7 @@ class Config:
     training: TrainingConfig = field(default_factory=TrainingConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     distributed: DistributedConfig = field(default_factory=DistributedConfig)
-    num_completions: int = 8  # K samples per prompt (group size for ragen/grpo)
+    num_completions: int = 8  # K samples per prompt: the group size of ragen/grpo; astarpo/ppo take 1
 
 
 def _all_keys(node: Any, prefix: str = "") -> list[str]:
@@ -234,7 +234,7 @@ def _merge(schema: DictConfig, other: Any, source: str) -> DictConfig:
         raise UserError(f"invalid config in {source}: {str(e).splitlines()[0]}") from None
 
 
-def _parse_overrides(overrides: list[str]) -> DictConfig:
+def parse_overrides(overrides: list[str]) -> DictConfig:
     for item in overrides:
         if "=" not in item or item.startswith("="):
             raise UserError(f"override '{item}' is not of the form key=value (e.g. training.lr=1e-3)")
@@ -242,6 +242,20 @@ def _parse_overrides(overrides: list[str]) -> DictConfig:
         return OmegaConf.from_dotlist(list(overrides))
     except Exception as e:  # noqa: BLE001 - OmegaConf raises several grammar errors
         raise UserError(f"cannot parse overrides {overrides}: {str(e).splitlines()[0]}") from None
+
+
+def _yaml_problem(e: Exception) -> str:
+    """PyYAML's position and reason in one line: "line 3, column 7: mapping values are not allowed here".
+
+    Its message spans several lines (context, a copy of the line, a caret); the first line alone
+    ("while scanning for the next token") says neither where nor what.
+    """
+    mark, problem = getattr(e, "problem_mark", None), getattr(e, "problem", None)
+    if mark is None or not problem:
+        return str(e).splitlines()[0] if str(e) else type(e).__name__
+    where = f"line {mark.line + 1}, column {mark.column + 1}"
+    context = getattr(e, "context", None)
+    return f"{where}: {problem}" + (f" ({context})" if context else "")
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
@@ -255,12 +269,12 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         try:
             loaded = OmegaConf.load(p)
         except Exception as e:  # noqa: BLE001 - YAML errors come in several types
-            raise UserError(f"cannot read config '{path}': {str(e).splitlines()[0]}") from None
+            raise UserError(f"cannot read config '{path}': {_yaml_problem(e)}") from None
         if not isinstance(loaded, DictConfig):
             raise UserError(f"config '{path}' must be a mapping of sections (e.g. 'training: ...')")
         cfg = _merge(cfg, loaded, str(path))
     if overrides:
-        cfg = _merge(cfg, _parse_overrides(overrides), "command-line overrides")
+        cfg = _merge(cfg, parse_overrides(overrides), "command-line overrides")
     try:
         obj: Config = OmegaConf.to_object(cfg)  # type: ignore[assignment]
     except OmegaConfBaseException as e:  # an unresolvable ${...} interpolation surfaces only here
@@ -421,6 +435,36 @@ def validate(cfg: Config) -> None:
         cfg.num_completions,
         ">= 2 for group-based algorithms (ragen, grpo)",
     )
+
+
+def ineffective_settings(cfg: Config) -> list[str]:
+    """One line per key that is set away from its default but has no effect with this algorithm.
+
+    Why: the batch keys keep the names users' configs already use (``astarpo.num_trajectories`` is the
+    episode budget of every algorithm, ``num_completions`` the group size of the group-based ones), so
+    a key that does nothing is said out loud instead of being silently ignored.
+    """
+    notes = []
+    default = Config()
+    name = cfg.algorithm.name
+    if name in ("astarpo", "ppo") and cfg.num_completions != default.num_completions:
+        notes.append(
+            f"num_completions={cfg.num_completions} has no effect with algorithm.name={name} (one sample per "
+            f"prompt; astarpo.num_trajectories={cfg.astarpo.num_trajectories} prompts an iteration)"
+        )
+    if name != "ragen":
+        for key in ("v_star_source",):
+            if getattr(cfg.astarpo, key) != getattr(default.astarpo, key):
+                notes.append(f"astarpo.{key} is used by algorithm.name=ragen only")
+        if cfg.algorithm.starpo_s_keep != default.algorithm.starpo_s_keep:
+            notes.append("algorithm.starpo_s_keep (StarPO-S) is used by algorithm.name=ragen only")
+    if name != "astarpo" and cfg.astarpo.num_value_samples != default.astarpo.num_value_samples:
+        notes.append("astarpo.num_value_samples (stage 1) is used by algorithm.name=astarpo only")
+    if name != "grpo" and dataclasses.asdict(cfg.grpo) != dataclasses.asdict(default.grpo):
+        notes.append(f"grpo.* settings have no effect with algorithm.name={name}")
+    if name != "ppo" and dataclasses.asdict(cfg.ppo) != dataclasses.asdict(default.ppo):
+        notes.append(f"ppo.* settings have no effect with algorithm.name={name}")
+    return notes
 
 
 def to_yaml(cfg: Config) -> str:

@@ -60,6 +60,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from tqdm.auto import tqdm
 
 from tinyzero.checkpoint import MANIFEST, resolve_checkpoint, verify_checkpoint
 from tinyzero.config import TASKS, Config, load_config
@@ -67,7 +68,13 @@ from tinyzero.environments import make_task
 from tinyzero.environments.arith import evaluate_tree, numbers_used, parse_expression
 from tinyzero.environments.base import Task
 from tinyzero.environments.countdown import CLOSE, OPEN, extract_answer
-from tinyzero.environments.frozenlake_env import _DELTAS, ACTION_NAMES, FrozenLakeTextEnv, parse_actions
+from tinyzero.environments.frozenlake_env import (
+    _DELTAS,
+    ACTION_NAMES,
+    FrozenLakeTextEnv,
+    parse_actions,
+    render_grid,
+)
 from tinyzero.errors import UserError
 from tinyzero.metrics import mean, pass_at_k
 from tinyzero.models.io import load_model_dir
@@ -75,6 +82,8 @@ from tinyzero.rollout import Episode, SamplingSettings, run_episodes
 
 SCHEMA_VERSION = 1
 EPISODE_KEYS = ("success", "format_rate", "mean_reward", "response_length", "turns")
+# How the tables name them (JSON keeps the plain keys): the length is the policy's own tokens per episode.
+EPISODE_LABELS = {"response_length": "response_length (tokens)", "turns": "turns per episode"}
 GROUP_KEYS = (
     "name",
     "size",
@@ -349,10 +358,13 @@ def _chunked_episodes(
     problems: list,
     sampling: SamplingSettings,
     gen: torch.Generator,
+    bar: tqdm | None = None,
 ) -> list[Episode]:
     out: list[Episode] = []
     for i in range(0, len(problems), CHUNK):
         out += run_episodes(model, tok, task, problems[i : i + CHUNK], sampling, gen)
+        if bar is not None:
+            bar.update(len(problems[i : i + CHUNK]))
     return out
 
 
@@ -401,8 +413,13 @@ def evaluate_source(
     sizes: list[int] | None = None,
     slippery: list[bool] | None = None,
     ref_dir: str | Path | None = None,
+    progress: bool = False,
 ) -> Evaluation:
-    """Run the held-out evaluation of ``src`` and return its figures (JSON schema above) and episodes."""
+    """Run the held-out evaluation of ``src`` and return its figures (JSON schema above) and episodes.
+
+    ``progress`` shows a bar over the episodes (greedy + sampled): the default evaluation plays
+    200 × (1 + 8) of them, which takes minutes on a CPU.
+    """
     cfg = src.cfg
     n = cfg.training.eval_problems if problems is None else problems
     if n < 1:
@@ -419,19 +436,29 @@ def evaluate_source(
     sample_s = dataclasses.replace(greedy_s, greedy=False)
     gen = torch.Generator(device=next(model.parameters()).device).manual_seed(seed)
     records: list[Record] = []
-    for name, task in _group_tasks(cfg, sizes, slippery):
+    groups_to_run = _group_tasks(cfg, sizes, slippery)
+    bar = tqdm(
+        total=len(groups_to_run) * n * (1 + samples),
+        desc="evaluating",
+        unit="episode",
+        disable=not progress,
+        mininterval=1.0,
+    )
+    for name, task in groups_to_run:
         try:
             probs = task.problems("test", n)
         except ValueError as e:
+            bar.close()
             raise UserError(f"cannot draw {n} held-out problems: {e}") from None
-        greedy = _chunked_episodes(model, tok, task, probs, greedy_s, gen)
+        greedy = _chunked_episodes(model, tok, task, probs, greedy_s, gen, bar)
         sampled = _chunked_episodes(
-            model, tok, task, [q for q in probs for _ in range(samples)], sample_s, gen
+            model, tok, task, [q for q in probs for _ in range(samples)], sample_s, gen, bar
         )
         for i, q in enumerate(probs):
             sampled_i = sampled[i * samples : (i + 1) * samples]
             records.append(Record(name, task, q, float(task.optimum(q)), greedy[i], sampled_i))
 
+    bar.close()
     all_greedy = [rec.greedy for rec in records]
     all_sampled = [e for rec in records for e in rec.sampled]
     wins = [sum(e.success for e in rec.sampled) for rec in records]
@@ -715,17 +742,21 @@ def console_table(figures: dict) -> str:
         f"task {figures['task']['name']}: {s['problems']} held-out problems, {s['samples']} samples each, "
         f"seed {s['seed']}, {s['device']}",
         "",
-        f"{'figure':<28}{'greedy':>10}{'sampled':>10}",
+        f"{'figure':<28}{'greedy':>10}{'sampled':>10}   (sampled: {s['samples']} per problem)",
     ]
     for key in EPISODE_KEYS:
-        lines.append(f"{key:<28}{_f(figures['greedy'][key]):>10}{_f(figures['sampled'][key]):>10}")
+        label = EPISODE_LABELS.get(key, key)
+        lines.append(f"{label:<28}{_f(figures['greedy'][key]):>10}{_f(figures['sampled'][key]):>10}")
     lines.append(
         f"{'success / optimum':<28}{_f(figures['greedy_success_over_optimum']):>10}"
         f"{_f(figures['sampled_success_over_optimum']):>10}"
     )
     lines.append("")
     lines.append("  ".join(f"pass@{k}={_f(v)}" for k, v in figures["pass_at_k"].items()))
-    lines.append(f"mean optimum {_f(figures['mean_optimum'])}   KL(π‖π_ref) {_f(figures['kl']['value'])}")
+    lines.append(
+        f"mean optimum {_f(figures['mean_optimum'])}   KL(π‖π_ref) {_f(figures['kl']['value'])} "
+        f"(nats per episode, on the sampled held-out episodes)"
+    )
     if len(figures["groups"]) > 1 or figures["groups"][0]["size"] is not None:
         lines.append("")
         lines.append(f"{'group':<22}{'problems':>9}{'greedy':>9}{'sampled':>9}{'optimum':>9}{'g/opt':>8}")
@@ -781,7 +812,20 @@ def _transcript(task: Task, episode: Episode) -> str:
     parts = []
     for t, (turn, action) in enumerate(zip(episode.turns, episode.actions), 1):
         parts.append(f"turn {t}:\n{turn.observation.rstrip()}\n> {action!r}")
+    # The grid after the last move: where the episode ended (X in a hole, W on the goal, P on the ice).
+    desc = tuple(episode.problem)
+    r, c = episode_path(desc, episode, task.cfg)[-1]
+    parts.append(f"after turn {len(episode.turns)} ({episode.reason}):\n{render_grid(desc, r, c)}")
     return "\n\n".join(parts)
+
+
+def map_text(task: Task, problem: Any) -> str:
+    """The problem in the notation the model sees: FrozenLake maps as rows of P _ O G joined by '/'."""
+    if task.name != "frozenlake":
+        return task.describe(problem)
+    desc = tuple(problem)
+    start = "".join(desc).index("S")
+    return render_grid(desc, *divmod(start, len(desc))).replace("\n", "/")
 
 
 def markdown_report(ev: Evaluation, examples: int = 3, picture: str | None = None) -> str:
@@ -799,7 +843,7 @@ def markdown_report(ev: Evaluation, examples: int = 3, picture: str | None = Non
     )
     out += ["", "## Figures", "", "| figure | greedy | sampled |", "|---|---|---|"]
     for key in EPISODE_KEYS:
-        out.append(f"| {key} | {_f(f['greedy'][key])} | {_f(f['sampled'][key])} |")
+        out.append(f"| {EPISODE_LABELS.get(key, key)} | {_f(f['greedy'][key])} | {_f(f['sampled'][key])} |")
     out.append(
         f"| success / optimum | {_f(f['greedy_success_over_optimum'])} | "
         f"{_f(f['sampled_success_over_optimum'])} |"
@@ -867,7 +911,7 @@ def markdown_report(ev: Evaluation, examples: int = 3, picture: str | None = Non
         for rec, ep in items[:examples]:
             mode = "greedy" if ep is rec.greedy else "sampled"
             out.append(
-                f"- `{rec.task.describe(rec.problem)}` ({mode}, reward {ep.reward:+.2f}, "
+                f"- `{map_text(rec.task, rec.problem)}` ({mode}, reward {ep.reward:+.2f}, "
                 f"optimum {rec.optimum:.2f}): {explain_failure(rec.task, ep)}"
             )
             out += ["", "  ```", *[f"  {line}" for line in _transcript(rec.task, ep).split("\n")], "  ```"]
@@ -997,10 +1041,18 @@ COMPARE_COLUMNS = (
     "task",
     "iterations",
     "greedy success (base → final)",
-    "sampled success",
+    "sampled success (1 try per problem)",
     "wall-clock (s)",
     "generated tokens",
-    "KL (last)",
+    "KL to π_ref (last training batch)",
+)
+# Why --compare and evaluate.py --checkpoint can disagree on the same checkpoint: say it under the table.
+COMPARE_NOTE = (
+    "Figures from each run's own held-out evaluations during training (metrics.jsonl / summary.json): "
+    "greedy and ONE sampled try per problem, on `training.eval_problems` problems; the KL is the last "
+    "training batch's (on training rollouts). `evaluate.py --checkpoint` samples K tries per problem "
+    "(`--samples`, 8) with its own seed and measures the KL on held-out sampled episodes, so its sampled "
+    "success and KL differ from these."
 )
 
 
@@ -1026,4 +1078,4 @@ def compare_runs(run_dirs: list[str | Path]) -> tuple[list[dict], str]:
             _f(i["kl"]),
         ]
         lines.append("| " + " | ".join(cells) + " |")
-    return infos, "\n".join(lines) + "\n"
+    return infos, "\n".join([*lines, "", COMPARE_NOTE]) + "\n"

@@ -156,10 +156,11 @@ def plot_frozenlake_episodes(episodes: list[dict], path: str | Path, title: str 
                 if label:  # in the cell's corner, clear of the arrows through its centre
                     color = "white" if ch == "H" else "black"
                     ax.text(c - 0.44, r - 0.42, label, ha="left", va="top", fontsize=7, color=color)
-        ax.set_xticks([i - 0.5 for i in range(size + 1)], minor=True)
-        ax.set_yticks([i - 0.5 for i in range(size + 1)], minor=True)
-        ax.grid(which="minor", color="#7f7f7f", lw=0.8)
-        ax.tick_params(which="both", length=0, labelbottom=False, labelleft=False)
+        for i in range(size + 1):  # cell borders drawn as lines: tick grids lose one axis under imshow
+            ax.axhline(i - 0.5, color="#7f7f7f", lw=0.8)
+            ax.axvline(i - 0.5, color="#7f7f7f", lw=0.8)
+        ax.set_xticks([])
+        ax.set_yticks([])
         cells = ep["path"]
         crossed: dict[frozenset, int] = {}
         for (r0, c0), (r1, c1) in zip(cells, cells[1:]):

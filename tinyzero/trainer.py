@@ -20,19 +20,22 @@ from typing import Any
 
 import numpy as np
 import torch
+from omegaconf import OmegaConf
 from tqdm.auto import tqdm
 
 from tinyzero import distributed
 from tinyzero.algorithms import astarpo, grpo, ppo, ragen_astarpo
 from tinyzero.algorithms.common import Batch, LogProbs, trajectory_logprobs
 from tinyzero.checkpoint import find_resumable, load_checkpoint, save_checkpoint
-from tinyzero.config import Config, save_config, to_yaml
+from tinyzero.config import Config, ineffective_settings, save_config, to_yaml
 from tinyzero.environments import make_task
 from tinyzero.errors import UserError
 from tinyzero.guards import Interrupted, StopOnInterrupt, TrainingDiverged, check_finite, memory_metrics
 from tinyzero.metrics import MetricsLogger, mean
 from tinyzero.models.io import load_model_dir
 from tinyzero.pretrain import check_lengths, ensure_base_model
+from tinyzero.resume import changed, flatten, refuse_unsafe
+from tinyzero.reward import RewardFn, default_reward
 from tinyzero.rollout import Episode, SamplingSettings, run_episodes
 from tinyzero.trust_region import TrustRegion
 
@@ -43,12 +46,6 @@ ALGORITHMS: dict[str, StepFn] = {
     "grpo": grpo.step,
     "ppo": ppo.step,
 }
-RewardFn = Callable[[Any, Episode], float]
-
-
-def default_reward(task: Any, episode: Episode) -> float:
-    """The environment's own reward, summed over turns (train.py's compute_reward may reshape it)."""
-    return episode.reward
 
 
 def resolve_device(name: str) -> torch.device:
@@ -312,6 +309,9 @@ class TinyZeroTrainer:
 
     def train(self) -> dict:
         cfg = self.cfg
+        if self.dist.is_main:
+            for note in ineffective_settings(cfg):  # a key that does nothing here is said, not ignored
+                print(f"note: {note}", file=sys.stderr)
         logger = (
             None
             if not self.dist.is_main
@@ -483,6 +483,9 @@ class TinyZeroTrainer:
             raise UserError(
                 f"--resume: checkpoint is for task '{state.get('task')}', config says '{self.cfg.task.name}'"
             )
+        if state.get("config_yaml"):  # the same run or none: refuse a config that changes what it is
+            saved = OmegaConf.to_container(OmegaConf.create(state["config_yaml"]))
+            refuse_unsafe(changed(flatten(saved), flatten(self.cfg)), self.cfg.run.name, "the config")
         self.policy.load_state_dict(ckpt["model"].state_dict())
         if self.critic is not None:
             self.critic.load_state_dict({k[len("critic.") :]: v for k, v in ckpt["extra"].items()})

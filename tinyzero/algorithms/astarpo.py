@@ -20,6 +20,7 @@ across runs that share a base model and settings.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -37,6 +38,7 @@ from tinyzero.algorithms.common import (
     trajectory_logprobs,
 )
 from tinyzero.metrics import mean
+from tinyzero.reward import reward_fingerprint
 from tinyzero.rollout import Episode, run_episodes
 
 if TYPE_CHECKING:
@@ -99,7 +101,10 @@ def v_star_cache_key(trainer: TinyZeroTrainer) -> str:
             k: getattr(cfg.rollout, k) for k in ("temperature", "top_k", "top_p", "max_new_tokens", "history")
         },
         "num_train": len(trainer.train_problems),
-        "reward_fn": getattr(trainer.reward_fn, "__qualname__", "?"),
+        # What the reward computes (its code, not its name: train.py's compute_reward is edited in place)
+        # and the task settings it can read through `task`.
+        "reward_fn": reward_fingerprint(trainer.reward_fn),
+        "task": {k: v for k, v in dataclasses.asdict(cfg.task).items() if k != "num_test"},
     }
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 

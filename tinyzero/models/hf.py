@@ -149,6 +149,10 @@ def export_model(model: TransformerLM, tok: CharTokenizer, out_dir: str | Path) 
     out.mkdir(parents=True, exist_ok=True)
     to_hf_model(model.float()).save_pretrained(out)
     char_tokenizer_to_hf(tok).save_pretrained(out)
+    from tinyzero.models.io import readable_by_all  # io imports this module lazily too: no cycle at import
+
+    for weights in out.glob("*.safetensors"):
+        readable_by_all(weights)
     return out
 
 

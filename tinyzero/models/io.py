@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from pathlib import Path
 
 import torch
@@ -24,6 +25,14 @@ def build_model(preset: str, vocab_size: int, max_seq_len: int) -> TransformerLM
     return TransformerLM(model_config(preset, vocab_size=vocab_size, max_seq_len=max_seq_len))
 
 
+def readable_by_all(path: str | Path) -> None:
+    """Give a file the mode ``open()`` would (0666 minus the umask): safetensors writes its files 0600,
+    which hides weights from the other users of a shared run or cache directory, unlike their JSON."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+
+
 def save_model_dir(model: TransformerLM, tok: CharTokenizer, out: str | Path) -> None:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -32,6 +41,7 @@ def save_model_dir(model: TransformerLM, tok: CharTokenizer, out: str | Path) ->
         tok.save_dir(out)
         return
     save_model(model, str(out / "model.safetensors"))  # handles tied embeddings
+    readable_by_all(out / "model.safetensors")
     (out / "model.json").write_text(json.dumps(dataclasses.asdict(model.config), indent=1))
     tok.save(out / "tokenizer.json")
 

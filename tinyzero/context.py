@@ -9,8 +9,9 @@ that ends an action doubles as the end-of-turn marker, so the context of turn t 
 sequence the model has produced so far, with no re-tokenization drift.
 
 ``history`` sets how many previous turns stay in the context: -1 keeps the whole episode (one
-sequence per trajectory), 0 shows only the current observation (a Markov context, which DESIGN §8
-found learns to read the FrozenLake map far better at this scale), k keeps the last k turns.
+sequence per trajectory), 0 shows only the current observation (a Markov context, which the early
+probes in docs/results.md found learns to read the FrozenLake map far better at this scale), k keeps
+the last k turns.
 """
 
 from __future__ import annotations

@@ -1,11 +1,11 @@
 """Base models: for each task, a π_ref trained here from scratch on a synthetic corpus, and cached.
 
 Why: nothing may be downloaded, and A*PO cannot lift a policy above its reference's pass@K
-(DESIGN §8), so each task needs a base that knows the answer *format* and solves a few problems by
-luck — "weak but not hopeless". The corpus mixes skilled demonstrations (a fraction
-``pretrain.skill``: a correct countdown expression, the true product, a move toward the goal) with
-random but well-formed ones (random expressions over the given numbers, products with injected digit
-errors, random legal moves). The base model is stored under a hash of every setting that shapes it,
+(docs/algorithms.md; the early probes in docs/results.md), so each task needs a base that knows the
+answer *format* and solves a few problems by luck — "weak but not hopeless". The corpus mixes skilled
+demonstrations (a fraction ``pretrain.skill``: a correct countdown expression, the true product, a
+move toward the goal) with random but well-formed ones (random expressions over the given numbers,
+products with injected digit errors, random legal moves). The base model is stored under a hash of every setting that shapes it,
 so any run with the same settings reuses it instead of paying minutes of pre-training again.
 """
 

@@ -5,7 +5,7 @@ Prompt and answer (one turn)::
     Use 3 7 25 to make 46
     <answer>25+3*7</answer>
 
-Score (TinyZero's rule, DESIGN §3): 1.0 for a correct expression inside the LAST ``<answer>...</answer>``;
+Score (TinyZero's rule; docs/tasks.md): 1.0 for a correct expression inside the LAST ``<answer>...</answer>``;
 0.1 for a well-formed expression that uses the wrong numbers or has the wrong value (division by zero and
 results over the parser's caps count as a wrong value); 0.0 when there is no answer tag or its content is
 not an arithmetic expression. The expression is read by ``arith``'s safe parser, never ``eval``.

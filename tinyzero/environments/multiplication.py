@@ -18,9 +18,10 @@ Only the answer is scored; the steps are there because a character model that mu
 in one go (most-significant digit first) has to do all the carries "in its head", which the tiny
 preset never learned (docs/results.md), while every step above is a short, local computation.
 
-Score (DESIGN §3): the LAST ``<answer>...</answer>`` must hold a plain integer (optional '-', ASCII digits,
-at most ``MAX_ANSWER_DIGITS`` digits, surrounding whitespace ignored): 1.0 if it equals a*b, 0.1 if it is
-another integer, 0.0 when there is no answer tag or its content is not a plain integer.
+Score (docs/tasks.md): the LAST ``<answer>...</answer>`` must hold a plain integer (optional '-',
+ASCII digits, at most ``MAX_ANSWER_DIGITS`` digits, surrounding whitespace ignored): 1.0 if it equals
+a*b, 0.1 if it is another integer, 0.0 when there is no answer tag or its content is not a plain
+integer.
 """
 
 from __future__ import annotations

@@ -5,8 +5,9 @@ Why: nothing may be downloaded, and A*PO cannot lift a policy above its referenc
 answer *format* and solves a few problems by luck — "weak but not hopeless". The corpus mixes skilled
 demonstrations (a fraction ``pretrain.skill``: a correct countdown expression, the true product, a
 move toward the goal) with random but well-formed ones (random expressions over the given numbers,
-products with injected digit errors, random legal moves). The base model is stored under a hash of every setting that shapes it,
-so any run with the same settings reuses it instead of paying minutes of pre-training again.
+products with injected digit errors, random legal moves). The base model is stored under a hash of
+every setting that shapes it, so any run with the same settings reuses it instead of paying minutes of
+pre-training again.
 """
 
 from __future__ import annotations

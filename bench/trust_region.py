@@ -41,7 +41,7 @@ from tinyzero.trainer import TinyZeroTrainer  # noqa: E402
 
 
 class PerStepCheck(TinyZeroTrainer):
-    """The session-4 check: every step measured by a no-grad forward of its own; the next step's
+    """The earlier (2026-12-01) check: every step measured by a no-grad forward of its own; the next step's
     forward computed again."""
 
     def step_then_logprobs(self, loss: torch.Tensor, batch: Batch, dist: bool) -> LogProbs:

@@ -28,7 +28,7 @@ def main() -> int:
     parser.add_argument("--checkpoint", required=True, help="run dir, checkpoint dir, latest, or model dir")
     parser.add_argument("--out", required=True, help="output directory (created; files are overwritten)")
     args = parser.parse_args()
-    from tinyzero.models.hf import export_hf  # after argparse: --help stays fast
+    from tinyzero.checkpoint import export_hf  # after argparse: --help stays fast
 
     out = export_hf(args.checkpoint, args.out)
     print(f"exported {args.checkpoint} to {out} (LlamaForCausalLM + tokenizer)")

@@ -32,7 +32,10 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from tinyzero.errors import UserError
-from tinyzero.models.io import load_model_dir, readable_by_all, save_model_dir
+from tinyzero.files import readable_by_all
+from tinyzero.models.hf import export_model
+from tinyzero.models.io import load_model_dir, save_model_dir
+from tinyzero.models.transformer import TransformerLM
 
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = 1
@@ -226,3 +229,13 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> dic
         "state": state,
         "extra": extra,
     }
+
+
+def export_hf(checkpoint_dir: str | Path, out_dir: str | Path) -> Path:
+    """Export a checkpoint (anything ``resolve_checkpoint`` accepts) or a plain model directory as a
+    transformers directory (scripts/export_hf.py). It lives here, above ``models``, because it needs
+    both the checkpoint layout and the model loaders; ``models.hf.export_model`` does the writing."""
+    model, tok = load_model_dir(resolve_checkpoint(checkpoint_dir))
+    if not isinstance(model, TransformerLM):
+        raise UserError(f"'{checkpoint_dir}' already holds a Hugging Face model: copy it instead")
+    return export_model(model, tok, out_dir)

@@ -12,6 +12,7 @@ pre-training again.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -33,6 +34,7 @@ from tinyzero.environments import make_task
 from tinyzero.environments.base import Task
 from tinyzero.errors import UserError
 from tinyzero.metrics import mean, pass_at_k
+from tinyzero.models.hf import HFCausalLM, HFTokenizer, load_hf_model_dir
 from tinyzero.models.io import build_model, load_model_dir, save_model_dir
 from tinyzero.models.tokenizer import CharTokenizer
 from tinyzero.models.transformer import TransformerLM
@@ -259,6 +261,52 @@ def load_base_model(
     path = ensure_base_model(cfg, device, progress)
     model, tok = load_model_dir(path, device)
     return model, tok, json.loads((path / "report.json").read_text())
+
+
+def hf_base_key(cfg: Config) -> str:
+    """Names the reference (and its cached base report): the model files' identity + task settings."""
+    p = Path(cfg.model.path).resolve()
+    files = sorted((f.name, f.stat().st_size, int(f.stat().st_mtime)) for f in p.iterdir() if f.is_file())
+    task = dataclasses.asdict(cfg.task)
+    task.pop("num_test")
+    settings = {
+        "path": str(p),
+        "files": files,
+        "task": task,
+        "max_seq_len": cfg.model.max_seq_len,
+        "rollout": [cfg.rollout.history, cfg.rollout.max_new_tokens],
+        "eval_problems": cfg.pretrain.eval_problems,
+        "seed": cfg.run.seed,
+    }
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
+    return f"{cfg.task.name}-hf-{p.name}-{digest}"
+
+
+def load_hf_reference(
+    cfg: Config, device: torch.device | str, progress: bool = True
+) -> tuple[str, dict, HFCausalLM, HFTokenizer]:
+    """(key, base report, π_ref, tokenizer) for ``model.source: hf``: the local model is π_ref as is.
+
+    No pre-training; the base report (greedy success, pass@1, pass@8 on held-out problems) is still
+    computed, once, and cached under ``pretrain.cache_dir/<key>/report.json`` like a built base model.
+
+    The HF counterpart of ``ensure_base_model``; it lives here and not in ``models.hf`` because its
+    base report plays episodes (``evaluate_base``), which the models layer must not import.
+    """
+    model, tok = load_hf_model_dir(cfg.model.path, device, cfg.model.max_seq_len)
+    key = hf_base_key(cfg)
+    report_path = Path(cfg.pretrain.cache_dir) / key / "report.json"
+    if report_path.is_file():
+        return key, json.loads(report_path.read_text()), model, tok
+    if progress:
+        print(f"evaluating the Hugging Face reference model at {cfg.model.path} (cached afterwards)")
+    report = evaluate_base(model, tok, make_task(cfg.task), cfg, str(device))
+    report.update(key=key, source="hf", path=str(cfg.model.path), params=model.num_params())
+    report_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = report_path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(report, indent=1))
+    tmp.replace(report_path)
+    return key, report, model, tok
 
 
 def format_report(report: dict) -> str:

@@ -1,6 +1,6 @@
 """Hugging Face interop, both ways, local paths only (nothing is ever downloaded).
 
-Export: ``export_hf`` writes one of our models as a ``LlamaForCausalLM`` directory (config.json,
+Export: ``export_model`` writes one of our models as a ``LlamaForCausalLM`` directory (config.json,
 model.safetensors with HF key names, generation_config.json) plus a ``PreTrainedTokenizerFast`` that
 gives exactly our character ids, so ``AutoModelForCausalLM`` / ``AutoTokenizer`` load it offline.
 Our architecture *is* Llama's (RMSNorm, rotate-half RoPE, SwiGLU, no biases), so the export is a pure
@@ -13,11 +13,14 @@ makes a transformers model look like ``TransformerLM`` to that code (``forward``
 with ``max_seq_len`` and ``d_model``), and ``HFTokenizer`` makes its tokenizer look like
 ``CharTokenizer`` (``encode``/``decode``/``bos_id``/``eos_id``/``pad_id``). transformers is imported
 only inside this module's functions, so the core package never needs it.
+
+This module is part of the models layer: it imports nothing above it. Exporting a *checkpoint*
+(``tinyzero.checkpoint.export_hf``) and building the reference of a ``model.source: hf`` run
+(``tinyzero.pretrain.load_hf_reference``) need checkpoints, tasks and rollouts, so they live there.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import inspect
 import json
@@ -29,6 +32,7 @@ import torch
 from torch import Tensor, nn
 
 from tinyzero.errors import UserError
+from tinyzero.files import readable_by_all
 from tinyzero.models.tokenizer import SPECIALS, CharTokenizer
 from tinyzero.models.transformer import TransformerLM, _attention_mask
 
@@ -149,22 +153,9 @@ def export_model(model: TransformerLM, tok: CharTokenizer, out_dir: str | Path) 
     out.mkdir(parents=True, exist_ok=True)
     to_hf_model(model.float()).save_pretrained(out)
     char_tokenizer_to_hf(tok).save_pretrained(out)
-    from tinyzero.models.io import readable_by_all  # io imports this module lazily too: no cycle at import
-
     for weights in out.glob("*.safetensors"):
         readable_by_all(weights)
     return out
-
-
-def export_hf(checkpoint_dir: str | Path, out_dir: str | Path) -> Path:
-    """Export a checkpoint (anything ``resolve_checkpoint`` accepts) or a plain model directory."""
-    from tinyzero.checkpoint import resolve_checkpoint
-    from tinyzero.models.io import load_model_dir
-
-    model, tok = load_model_dir(resolve_checkpoint(checkpoint_dir))
-    if not isinstance(model, TransformerLM):
-        raise UserError(f"'{checkpoint_dir}' already holds a Hugging Face model: copy it instead")
-    return export_model(model, tok, out_dir)
 
 
 # ---------------------------------------------------------------------------------------------- import
@@ -385,47 +376,14 @@ def load_hf_model_dir(
     return model, HFTokenizer(hf_tok)
 
 
-def hf_base_key(cfg: Config) -> str:
-    """Names the reference (and its cached base report): the model files' identity + task settings."""
-    p = Path(cfg.model.path).resolve()
-    files = sorted((f.name, f.stat().st_size, int(f.stat().st_mtime)) for f in p.iterdir() if f.is_file())
-    task = dataclasses.asdict(cfg.task)
-    task.pop("num_test")
-    settings = {
-        "path": str(p),
-        "files": files,
-        "task": task,
-        "max_seq_len": cfg.model.max_seq_len,
-        "rollout": [cfg.rollout.history, cfg.rollout.max_new_tokens],
-        "eval_problems": cfg.pretrain.eval_problems,
-        "seed": cfg.run.seed,
-    }
-    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
-    return f"{cfg.task.name}-hf-{p.name}-{digest}"
-
-
 def load_hf_reference(
     cfg: Config, device: torch.device | str, progress: bool = True
 ) -> tuple[str, dict, HFCausalLM, HFTokenizer]:
-    """(key, base report, π_ref, tokenizer) for ``model.source: hf``: the local model is π_ref as is.
+    """Moved to ``tinyzero.pretrain.load_hf_reference`` (it evaluates with rollouts, above this layer).
 
-    No pre-training; the base report (greedy success, pass@1, pass@8 on held-out problems) is still
-    computed, once, and cached under ``pretrain.cache_dir/<key>/report.json`` like a built base model.
+    This forwarder remains only because ``trainer.py`` still imports it from here; when the trainer
+    imports it from ``tinyzero.pretrain``, delete it and its ``ignore_imports`` line in pyproject.toml.
     """
-    from tinyzero.environments import make_task
-    from tinyzero.pretrain import evaluate_base
+    from tinyzero.pretrain import load_hf_reference as moved
 
-    model, tok = load_hf_model_dir(cfg.model.path, device, cfg.model.max_seq_len)
-    key = hf_base_key(cfg)
-    report_path = Path(cfg.pretrain.cache_dir) / key / "report.json"
-    if report_path.is_file():
-        return key, json.loads(report_path.read_text()), model, tok
-    if progress:
-        print(f"evaluating the Hugging Face reference model at {cfg.model.path} (cached afterwards)")
-    report = evaluate_base(model, tok, make_task(cfg.task), cfg, str(device))
-    report.update(key=key, source="hf", path=str(cfg.model.path), params=model.num_params())
-    report_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = report_path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(report, indent=1))
-    tmp.replace(report_path)
-    return key, report, model, tok
+    return moved(cfg, device, progress)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from pathlib import Path
 
 import torch
@@ -16,6 +15,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_model, save_model
 
 from tinyzero.errors import UserError
+from tinyzero.files import readable_by_all
+from tinyzero.models.hf import load_hf_model_dir
 from tinyzero.models.tokenizer import CharTokenizer
 from tinyzero.models.transformer import ModelConfig, TransformerLM, model_config
 
@@ -23,14 +24,6 @@ from tinyzero.models.transformer import ModelConfig, TransformerLM, model_config
 def build_model(preset: str, vocab_size: int, max_seq_len: int) -> TransformerLM:
     """A freshly initialised model of the named preset (init is seeded by the caller's torch seed)."""
     return TransformerLM(model_config(preset, vocab_size=vocab_size, max_seq_len=max_seq_len))
-
-
-def readable_by_all(path: str | Path) -> None:
-    """Give a file the mode ``open()`` would (0666 minus the umask): safetensors writes its files 0600,
-    which hides weights from the other users of a shared run or cache directory, unlike their JSON."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
 
 
 def save_model_dir(model: TransformerLM, tok: CharTokenizer, out: str | Path) -> None:
@@ -56,8 +49,6 @@ def load_model_dir(
     """
     path = Path(path)
     if (path / "config.json").is_file() and not (path / "model.json").is_file():
-        from tinyzero.models.hf import load_hf_model_dir  # transformers only when it is needed
-
         return load_hf_model_dir(path, device)  # type: ignore[return-value]
     for name in ("model.safetensors", "model.json", "tokenizer.json"):
         if not (path / name).is_file():

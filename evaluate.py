@@ -6,7 +6,7 @@
     python evaluate.py --plot runs/fl-ragen runs/fl-grpo --out plots/                # learning curves (PNG)
     python evaluate.py --compare runs/fl-ragen runs/fl-grpo                          # markdown table
 
-Figures, JSON keys and failure kinds are documented in tinyzero/evaluation.py.
+Figures, JSON keys and failure kinds are documented in tinyzero/evaluation/__init__.py.
 """
 
 from __future__ import annotations

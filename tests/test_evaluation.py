@@ -1,4 +1,4 @@
-"""evaluate.py and tinyzero/evaluation.py, tinyzero/plots.py: the evaluator on a base model and on a briefly
+"""evaluate.py and tinyzero/evaluation/, tinyzero/plots.py: the evaluator on a base model and on a briefly
 trained checkpoint (figures in range, stable JSON keys), failure reasons of constructed episodes, the
 fixed-plan check, plots and the compare table, and one-line errors with exit code 2.
 
@@ -18,11 +18,14 @@ import pytest
 import torch
 
 from tinyzero import evaluation as E
+from tinyzero.checkpoint import resolve_checkpoint
 from tinyzero.config import load_config
 from tinyzero.context import Turn
 from tinyzero.environments import CountdownProblem, MultiplicationProblem, make_task
 from tinyzero.environments.countdown import solve
 from tinyzero.errors import UserError
+from tinyzero.evaluation.reports import _transcript
+from tinyzero.evaluation.running import _pass_ks
 from tinyzero.models.tokenizer import CharTokenizer
 from tinyzero.plots import plot_frozenlake_episodes, plot_learning_curves
 from tinyzero.rollout import Episode
@@ -80,7 +83,7 @@ def check_figures(f: dict, samples: int) -> None:
         assert tuple(f[mode]) == E.EPISODE_KEYS
         assert 0.0 <= f[mode]["success"] <= 1.0 and 0.0 <= f[mode]["format_rate"] <= 1.0
         assert f[mode]["response_length"] >= 0 and 1 <= f[mode]["turns"] <= 6
-    assert list(f["pass_at_k"]) == [str(k) for k in E._pass_ks(samples)]
+    assert list(f["pass_at_k"]) == [str(k) for k in _pass_ks(samples)]
     values = list(f["pass_at_k"].values())
     assert all(0.0 <= v <= 1.0 for v in values) and values == sorted(values)  # pass@k grows with k
     assert math.isclose(values[0], f["sampled"]["success"])  # pass@1 = mean sampled success
@@ -190,7 +193,7 @@ def test_countdown_failure_reasons() -> None:
     assert E.failure_kind(task, play(task, q, [f"<answer>{solve(q.numbers, q.target)}</answer>"])) is None
     full = Episode(problem=q, reason="context_full", done=True)  # the prompt did not fit: no turn at all
     assert E.failure_kind(task, full) == "context_full"
-    assert "Use 3 7 25 to make 46" in E._transcript(task, full)
+    assert "Use 3 7 25 to make 46" in _transcript(task, full)
 
 
 def test_multiplication_failure_reasons() -> None:
@@ -318,7 +321,7 @@ def test_user_errors(runs: dict[str, Path], tmp_path: Path) -> None:
 
     bad = tmp_path / "iter_000001"  # a corrupt copy of a checkpoint
     bad.mkdir()
-    real = E.resolve_checkpoint(ckpt)
+    real = resolve_checkpoint(ckpt)
     for name in ("model.safetensors", "model.json", "tokenizer.json"):
         (bad / name).write_bytes((real / name).read_bytes())
     with pytest.raises(UserError, match="state.json is missing"):

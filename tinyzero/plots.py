@@ -16,7 +16,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 
-from tinyzero.evaluation import read_metrics, run_info
+from tinyzero.runs import read_metrics, run_info
 
 # (metrics key, panel title, y label, a second key drawn dashed in the same colour)
 CURVES = (

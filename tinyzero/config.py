@@ -21,7 +21,7 @@ from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationE
 
 from tinyzero.errors import UserError
 
-TASKS = ("countdown", "multiplication", "frozenlake")
+TASKS = ("countdown", "countdown_turns", "multiplication", "frozenlake")
 ALGORITHMS = ("astarpo", "ragen", "grpo", "ppo")
 PRESETS = ("nano", "tiny", "small")
 
@@ -45,7 +45,9 @@ class RunConfig:
 class TaskConfig:
     """Which task to train on and how its problems are generated."""
 
-    name: str = "frozenlake"  # countdown | multiplication | frozenlake
+    name: str = (
+        "frozenlake"  # countdown | countdown_turns (one operation a turn) | multiplication | frozenlake
+    )
     seed: int = 0  # fixes problem generation; the train/test split is a function of the problem
     num_train: int = 2000  # size of the training problem pool
     num_test: int = 200  # held-out problems for evaluation
@@ -57,6 +59,7 @@ class TaskConfig:
     digits_a: int = 2  # digits of the first factor
     digits_b: int = 2  # digits of the second factor
     scratchpad: bool = False  # base corpus works it out first (long multiplication; countdown: a search)
+    restart: bool = False  # countdown_turns: the action `restart` puts the original numbers back
     # frozenlake
     size: int = 4  # the map is size × size
     is_slippery: bool = False  # Gymnasium's slippery dynamics (intended move with prob 1/3)
@@ -374,6 +377,12 @@ def validate(cfg: Config) -> None:
         "task.num_numbers",
         cfg.task.num_numbers,
         "3 with task.scratchpad (the search trace combines two numbers, then the third)",
+    )
+    _check(
+        cfg.task.name != "countdown_turns" or cfg.task.max_turns >= cfg.task.num_numbers - 1,
+        "task.max_turns",
+        cfg.task.max_turns,
+        f">= task.num_numbers - 1 = {cfg.task.num_numbers - 1} (one operation a turn)",
     )
     _check(
         1 <= cfg.task.digits_a <= 9 and 1 <= cfg.task.digits_b <= 9,

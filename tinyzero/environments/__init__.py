@@ -1,11 +1,12 @@
 """Tasks with checkable rewards, as text episodes (see ``base`` for the protocol).
 
-    task = make_task(cfg.task)              # countdown | multiplication | frozenlake
+    task = make_task(cfg.task)              # countdown | countdown_turns | multiplication | frozenlake
     problem = task.problems("train")[0]
     ep = task.episode(problem)
     result = ep.step("<answer>25+3*7</answer>")   # StepResult(observation, reward, done, info)
 
-Importing this package also registers ``tinyzero/FrozenLakeText-v0`` with Gymnasium.
+Importing this package also registers ``tinyzero/FrozenLakeText-v0`` and ``tinyzero/CountdownTurns-v0``
+with Gymnasium.
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ from typing import Any
 
 from tinyzero.environments.base import StepResult, Task, TextEpisode
 from tinyzero.environments.countdown import CountdownProblem, CountdownTask
+from tinyzero.environments.countdown_turns import CountdownTurnsEnv, CountdownTurnsTask
 from tinyzero.environments.frozenlake_env import FrozenLakeTask, FrozenLakeTextEnv
 from tinyzero.environments.multiplication import MultiplicationProblem, MultiplicationTask
 
 TASK_CLASSES: dict[str, type[Task]] = {
     "countdown": CountdownTask,
+    "countdown_turns": CountdownTurnsTask,
     "frozenlake": FrozenLakeTask,
     "multiplication": MultiplicationTask,
 }
@@ -35,6 +38,8 @@ def make_task(cfg: Any) -> Task:
 __all__ = [
     "CountdownProblem",
     "CountdownTask",
+    "CountdownTurnsEnv",
+    "CountdownTurnsTask",
     "FrozenLakeTask",
     "FrozenLakeTextEnv",
     "MultiplicationProblem",

@@ -1,0 +1,154 @@
+"""Multi-turn countdown: the Gymnasium contract, every way an episode ends, the move parser on hostile text,
+demonstrations that solve every generated problem, and one real training iteration.
+
+Run: pytest tests/test_countdown_turns.py -q        (~30 s; the last test pre-trains a tiny base)
+"""
+
+from __future__ import annotations
+
+import builtins
+import random
+from pathlib import Path
+
+import gymnasium
+import pytest
+from gymnasium.utils.env_checker import check_env
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tinyzero.config import load_config
+from tinyzero.environments import CountdownTurnsEnv, make_task
+from tinyzero.environments.countdown_turns import ENV_ID, RESTART, apply, legal_moves, solvable
+from tinyzero.trainer import TinyZeroTrainer
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def env_on(numbers: list[int], target: int, **kw) -> CountdownTurnsEnv:
+    env = CountdownTurnsEnv(**kw)
+    env.reset(seed=0, options={"numbers": numbers, "target": target})
+    return env
+
+
+@pytest.mark.parametrize("restart", [False, True])
+def test_passes_gymnasiums_env_checker_and_is_registered(restart: bool) -> None:
+    check_env(CountdownTurnsEnv(restart=restart), skip_render_check=True)
+    env = gymnasium.make(ENV_ID, restart=restart)
+    obs, info = env.reset(seed=3)
+    assert env.observation_space.contains(obs) and obs.endswith(f"-> {info['target']}")
+    assert solvable(list(info["numbers"]), info["target"])  # a random problem is always solvable
+
+
+def test_solved_is_one_number_left_equal_to_the_target() -> None:
+    env = env_on([13, 14, 2], 40)
+    obs, r, term, trunc, info = env.step("13*2")
+    assert (obs, r, term, trunc, info["reason"]) == ("14 26 -> 40", 0.0, False, False, "moving")
+    obs, r, term, trunc, info = env.step("26+14")
+    assert (obs, r, term, trunc, info["reason"], info["success"]) == (
+        "40 -> 40",
+        1.0,
+        True,
+        False,
+        "solved",
+        True,
+    )
+
+
+@pytest.mark.parametrize(
+    "action",
+    ["13*3", "13*13", "14/13", "1+2+3", "13 * ", "", "Down", "<answer>13*2+14</answer>", "13*2\n14", RESTART],
+)
+def test_an_invalid_move_ends_the_episode_with_zero(action: str) -> None:
+    env = env_on([13, 14, 2], 40)  # restart off: "restart" is invalid too
+    obs, r, term, trunc, info = env.step(action)
+    assert (r, term, trunc, info["reason"], info["format_ok"]) == (0.0, True, False, "invalid_action", False)
+    assert obs == "13 14 2 -> 40"  # nothing applied
+
+
+def test_a_dead_end_scores_like_a_wrong_countdown_answer() -> None:
+    env = env_on([13, 14, 2], 40)
+    env.step("13+14")
+    obs, r, term, trunc, info = env.step("27*2")
+    assert (obs, r, term, info["reason"], info["format_ok"]) == ("54 -> 40", 0.1, True, "wrong_value", True)
+
+
+def test_restart_puts_the_numbers_back_and_turns_run_out() -> None:
+    env = env_on([13, 14, 2], 40, restart=True, max_turns=4)
+    env.step("13+14")
+    obs, r, term, trunc, info = env.step("27*2")
+    assert (obs, r, term, trunc) == ("54 -> 40", 0.0, False, False)  # may start over
+    obs, r, term, trunc, info = env.step(" Restart ")
+    assert (obs, r, term, trunc, info["reason"]) == ("13 14 2 -> 40", 0.0, False, False, "moving")
+    obs, r, term, trunc, info = env.step("13*2")  # the 4th turn: out of turns
+    assert (r, term, trunc, info["reason"]) == (0.1, False, True, "out_of_turns")
+    with pytest.raises(RuntimeError):
+        env.step("26+14")
+
+
+def test_duplicate_numbers_are_two_positions_and_division_is_exact() -> None:
+    assert apply([5, 5, 3], "5-5") == [3, 0]
+    assert apply([5, 3], "5-5") is None  # only one 5
+    assert apply([12, 4, 7], "12/4") == [7, 3] and apply([12, 5], "12/5") is None
+    assert apply([3, 0], "3/0") is None
+    assert apply([3, 7], "3-7") == [-4]  # negative results allowed (as the solver allows them)
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(max_size=60), numbers=st.lists(st.integers(-50, 50), min_size=2, max_size=4))
+def test_parser_never_raises_never_executes_and_keeps_the_count(text: str, numbers: list[int]) -> None:
+    def refuse(*_a, **_k):
+        raise AssertionError("model text was executed")
+
+    saved = builtins.eval, builtins.exec
+    builtins.eval, builtins.exec = refuse, refuse
+    try:
+        after = apply(numbers, text)
+    finally:
+        builtins.eval, builtins.exec = saved
+    assert after is None or (len(after) == len(numbers) - 1 and all(isinstance(x, int) for x in after))
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    actions=st.lists(st.one_of(st.text(max_size=12), st.sampled_from(["1+2", "2*3", RESTART])), max_size=10)
+)
+def test_rewards_are_in_the_documented_set(actions: list[str]) -> None:
+    env = env_on([1, 2, 3], 9, restart=True, max_turns=6)
+    for a in actions:
+        _, r, term, trunc, _ = env.step(a)
+        assert r in (0.0, 0.1, 1.0)
+        if term or trunc:
+            break
+
+
+@pytest.mark.parametrize("restart", [False, True])
+def test_skilled_demonstrations_solve_every_problem_and_random_ones_are_legal(restart: bool) -> None:
+    cfg = load_config(None, ["task.name=countdown_turns", f"task.restart={restart}", "task.num_train=200"])
+    task = make_task(cfg.task)
+    rng = random.Random(1)
+    for problem in task.problems("train"):
+        skilled = task.behaviour_turns(problem, rng, skill=1.0)
+        assert len(skilled) == len(problem.numbers) - 1  # one operation a turn, no detour
+        episode = task.episode(problem)
+        results = [episode.step(action) for _, action in skilled]
+        assert results[-1].reward == 1.0 and results[-1].info["success"]
+        for obs, action in task.behaviour_turns(problem, rng, skill=0.0):
+            numbers = [int(x) for x in obs.split(" -> ")[0].split()]
+            assert action == RESTART or action in dict(legal_moves(numbers))
+
+
+def test_one_real_training_iteration(cache_dir: Path, tmp_path: Path) -> None:
+    cfg = load_config(
+        ROOT / "configs" / "smoke.yaml",
+        [
+            f"run.out_dir={tmp_path}",
+            f"pretrain.cache_dir={cache_dir}",
+            "task.name=countdown_turns",
+            "task.restart=true",
+            "task.max_turns=4",
+            "training.total_iterations=1",
+        ],
+    )
+    summary = TinyZeroTrainer(cfg, progress=False).train()
+    assert summary["task"] == "countdown_turns" and summary["iterations"] == 1
+    assert summary["generated_tokens"] > 0

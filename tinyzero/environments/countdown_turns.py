@@ -1,0 +1,254 @@
+"""Countdown in turns: the agent writes one operation a turn, the environment does the arithmetic.
+
+The single-turn countdown asks for a whole expression in one answer. Here (RAGEN's multi-turn
+setting) each turn the agent combines two of the numbers it has, and the environment answers with
+the numbers left; the agent never has to compute, only to choose::
+
+    13 14 2 -> 40        (observation: the numbers left, then the target)
+    13*2                 (action: one operation on two of them)
+    26 14 -> 40
+    26+14                → 40, one number left and it is the target: solved
+
+``CountdownTurnsEnv`` is a ``gymnasium.Env`` (``Text`` spaces, passes ``check_env``), registered as
+``tinyzero/CountdownTurns-v0``; ``CountdownTurnsTask`` is the ``Task`` the trainer uses
+(``task.name: countdown_turns``), with the same problems and splits as ``countdown``.
+
+## Actions
+``a op b`` with ``op`` in ``+ - * /`` and ``a``, ``b`` two of the current numbers (two different
+positions; a number may appear twice), at most ``MAX_ACTION_CHARS`` characters. The rules are the
+exhaustive solver's, so every generated problem is solvable in ``len(numbers) − 1`` turns: results are
+integers (division only when exact), negative results are allowed, ``|result| ≤ arith.MAX_ABS``.
+With ``restart`` on, the action ``restart`` puts the original numbers back (the agent can then search,
+the environment keeping the arithmetic right).
+
+## Rewards and episode end
+1.0 when one number is left and it is the target (every given number used exactly once, as in
+``countdown``): the episode ends, reason ``solved``. An invalid action ends it with 0.0
+(``invalid_action``). One number left that is not the target: without ``restart`` the episode ends with
+0.1 (``wrong_value``: well-formed, wrong, as ``countdown`` scores it); with ``restart`` the agent may
+start over. After ``max_turns`` turns it ends with 0.1 (``out_of_turns``). Rewards are in {0, 0.1, 1}.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium
+from gymnasium import spaces
+
+from tinyzero.environments.arith import MAX_ABS
+from tinyzero.environments.base import StepResult
+from tinyzero.environments.countdown import CountdownProblem, CountdownTask, _reachable, reachable_targets
+
+ENV_ID = "tinyzero/CountdownTurns-v0"
+MAX_ACTION_CHARS = 40
+RESTART = "restart"
+OBS_CHARSET = "0123456789 ->"
+ACTION_CHARSET = "0123456789+-*/ " + "".join(sorted(set(RESTART)))
+_ACTION = re.compile(r"\s*(-?\d{1,13})\s*([-+*/])\s*(-?\d{1,13})\s*")
+
+
+def render(numbers: list[int] | tuple[int, ...], target: int) -> str:
+    return f"{' '.join(str(x) for x in numbers)} -> {target}"
+
+
+def apply(numbers: list[int], action: str) -> list[int] | None:
+    """The numbers after ``action`` ("a op b" on two of them), or None if it is not a legal move."""
+    m = _ACTION.fullmatch(action) if isinstance(action, str) and len(action) <= MAX_ACTION_CHARS else None
+    if m is None:
+        return None
+    a, op, b = int(m.group(1)), m.group(2), int(m.group(3))
+    rest = list(numbers)
+    for x in (a, b):  # two different positions, even when a == b
+        if x not in rest:
+            return None
+        rest.remove(x)
+    if op == "/":
+        if b == 0 or a % b:
+            return None
+        value = a // b
+    else:
+        value = a + b if op == "+" else a - b if op == "-" else a * b
+    return None if abs(value) > MAX_ABS else [*rest, value]
+
+
+def legal_moves(numbers: list[int]) -> list[tuple[str, list[int]]]:
+    """Every legal move from ``numbers`` and the numbers it leaves: (action text, numbers after)."""
+    out = []
+    for i in range(len(numbers)):
+        for j in range(len(numbers)):
+            if i != j:
+                for op in "+-*/":
+                    action = f"{numbers[i]}{op}{numbers[j]}"
+                    after = apply(numbers, action)
+                    if after is not None:
+                        out.append((action, after))
+    return out
+
+
+def solvable(numbers: list[int], target: int) -> bool:
+    """Whether ``target`` can still be made using every one of ``numbers`` (the exhaustive solver)."""
+    return target in _reachable(tuple(sorted(numbers)))
+
+
+def solution_step(numbers: list[int], target: int, rng: random.Random) -> str | None:
+    """A random move after which the target can still be made (None when no move keeps it reachable).
+
+    Moves that keep every number non-negative are preferred: they read like the classic game
+    (``17+16`` then ``33-13`` rather than ``13-16`` then ``17--3``).
+    """
+    good = [(a, after) for a, after in legal_moves(numbers) if solvable(after, target)]
+    plain = [a for a, after in good if min(after) >= 0]
+    choices = plain or [a for a, _ in good]
+    return rng.choice(choices) if choices else None
+
+
+def random_step(numbers: list[int], rng: random.Random) -> str:
+    """A random legal move (retries a few draws; addition of two numbers is always legal)."""
+    for _ in range(10):
+        i, j = rng.sample(range(len(numbers)), 2)
+        action = f"{numbers[i]}{rng.choice('+-*/')}{numbers[j]}"
+        if apply(numbers, action) is not None:
+            return action
+    return f"{numbers[0]}+{numbers[1]}"
+
+
+class CountdownTurnsEnv(gymnasium.Env):
+    """Multi-turn countdown with text observations and actions (see the module docstring for the MDP).
+
+    Arguments: ``num_numbers=3``, ``max_number=20``, ``max_target=100`` (random problems per ``reset``,
+    seeded from ``self.np_random``), ``max_turns=8``, ``restart=False``. ``reset(options={"numbers": ...,
+    "target": ...})`` plays the given problem.
+    """
+
+    metadata = {"render_modes": ["ansi"], "render_fps": 1}
+
+    def __init__(
+        self,
+        num_numbers: int = 3,
+        max_number: int = 20,
+        max_target: int = 100,
+        max_turns: int = 8,
+        restart: bool = False,
+        render_mode: str | None = None,
+    ):
+        if num_numbers < 2 or max_number < 1 or max_target < 1 or max_turns < num_numbers - 1:
+            raise ValueError(
+                "need num_numbers >= 2, max_number, max_target >= 1, max_turns >= num_numbers - 1"
+            )
+        self.num_numbers, self.max_number, self.max_target = num_numbers, max_number, max_target
+        self.max_turns, self.restart, self.render_mode = max_turns, restart, render_mode
+        width = num_numbers * 14 + 18  # every number within ±MAX_ABS, the arrow, the target
+        self.observation_space = spaces.Text(max_length=width, charset=OBS_CHARSET)
+        self.action_space = spaces.Text(max_length=MAX_ACTION_CHARS, charset=ACTION_CHARSET)
+        self.start: list[int] = []
+        self.numbers: list[int] = []
+        self.target = 0
+        self.turn = 0
+        self._finished = True
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[str, dict]:
+        super().reset(seed=seed)
+        if options and options.get("numbers") is not None:
+            numbers, target = [int(x) for x in options["numbers"]], int(options["target"])
+        else:
+            numbers, targets = [], []
+            while not targets:  # a random solvable problem
+                numbers = [
+                    int(self.np_random.integers(1, self.max_number + 1)) for _ in range(self.num_numbers)
+                ]
+                targets = reachable_targets(numbers, 1, self.max_target)
+            target = int(targets[int(self.np_random.integers(len(targets)))])
+        self.start, self.numbers, self.target = list(numbers), list(numbers), target
+        self.turn, self._finished = 0, False
+        return render(self.numbers, self.target), {"numbers": tuple(numbers), "target": target}
+
+    def step(self, action: str) -> tuple[str, float, bool, bool, dict]:
+        if self._finished:
+            raise RuntimeError("the episode is over: call reset() before step()")
+        self.turn += 1
+        is_restart = self.restart and isinstance(action, str) and action.strip().lower() == RESTART
+        after = list(self.start) if is_restart else apply(self.numbers, action)
+        reward, terminated, reason = 0.0, False, "moving"
+        if after is None:
+            terminated, reason = True, "invalid_action"
+        else:
+            self.numbers = after
+            if len(after) == 1 and after[0] == self.target:
+                reward, terminated, reason = 1.0, True, "solved"
+            elif len(after) == 1 and not self.restart:
+                reward, terminated, reason = 0.1, True, "wrong_value"
+        truncated = not terminated and self.turn >= self.max_turns
+        if truncated:
+            reward, reason = 0.1, "out_of_turns"
+        self._finished = terminated or truncated
+        info = {
+            "success": reason == "solved",
+            "format_ok": after is not None,
+            "reason": reason,
+            "turn": self.turn,
+        }
+        return render(self.numbers, self.target), reward, terminated, truncated, info
+
+    def render(self) -> str | None:
+        return render(self.numbers, self.target) if self.render_mode == "ansi" else None
+
+
+if ENV_ID not in gymnasium.registry:
+    gymnasium.register(id=ENV_ID, entry_point="tinyzero.environments.countdown_turns:CountdownTurnsEnv")
+
+
+@dataclass
+class CountdownTurnsEpisode:
+    """TextEpisode over CountdownTurnsEnv: observations end with "\\n"."""
+
+    env: CountdownTurnsEnv
+    prompt: str = ""
+    done: bool = False
+
+    def step(self, action: str) -> StepResult:
+        if self.done:
+            raise RuntimeError("step() called on a finished episode")
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self.done = terminated or truncated
+        return StepResult("" if self.done else obs + "\n", float(reward), self.done, info)
+
+
+class CountdownTurnsTask(CountdownTask):
+    """countdown's problems and splits, played one operation a turn."""
+
+    name = "countdown_turns"
+
+    def __init__(self, cfg: Any):
+        super().__init__(cfg)
+        self.max_turns = int(cfg.max_turns)
+
+    def episode(self, problem: CountdownProblem, seed: int | None = None) -> CountdownTurnsEpisode:
+        c = self.cfg
+        env = CountdownTurnsEnv(c.num_numbers, c.max_number, c.max_target, c.max_turns, c.restart)
+        obs, _ = env.reset(seed=seed, options={"numbers": problem.numbers, "target": problem.target})
+        return CountdownTurnsEpisode(env, obs + "\n")
+
+    def behaviour_turns(
+        self, problem: CountdownProblem, rng: random.Random, skill: float
+    ) -> list[tuple[str, str]]:
+        """Each move is, with probability ``skill``, a step of a solution from where the agent stands
+        (``restart`` when none is left and restarting is allowed), else a random legal move."""
+        episode = self.episode(problem)
+        obs, turns = episode.prompt, []
+        while True:
+            env = episode.env
+            action = solution_step(env.numbers, env.target, rng) if rng.random() < skill else None
+            if action is None:
+                stuck = len(env.numbers) == 1 or solution_step(env.numbers, env.target, rng) is None
+                action = RESTART if env.restart and stuck and rng.random() < skill else None
+            if action is None:
+                action = random_step(env.numbers, rng) if len(env.numbers) > 1 else RESTART
+            turns.append((obs, action))
+            result = episode.step(action)
+            if result.done:
+                return turns
+            obs = result.observation

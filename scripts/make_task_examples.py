@@ -108,6 +108,58 @@ def countdown_section() -> list[str]:
     ]
 
 
+def countdown_turns_section() -> list[str]:
+    from tinyzero.environments import countdown_turns as ct
+
+    task, cfg = task_for("countdown_turns", restart=True, max_turns=6)
+    q = task.problems("test", 1)[0]
+    episode = task.episode(q)
+    shown = [episode.prompt.rstrip("\n")]
+    for _, action in task.behaviour_turns(q, random.Random(0), skill=1.0):
+        result = episode.step(action)
+        shown.append(f"> {action}")
+        shown.append(
+            result.observation.rstrip("\n") or f"(done: {result.info['reason']}, reward {result.reward})"
+        )
+    start = list(q.numbers)
+    a, b = start[0], start[1]
+    cases = [
+        (f"{a}+{b}", "two of the numbers combined"),
+        (f"{a} * {b}", "spaces are fine"),
+        (f"{a}+{a}" if start.count(a) < 2 else f"{a}+{a + 100}", "a number that is not there"),
+        (f"{a * b + 1}/{a}", "not two of the numbers"),
+        (f"<answer>{a}+{b}</answer>", "one operation, nothing else"),
+        (ct.RESTART, "restart (with `task.restart: true`)"),
+    ]
+    rows = ["| action on the first turn | numbers after | |", "|---|---|---|"]
+    for action, note in cases:
+        after = start if action == ct.RESTART else ct.apply(start, action)
+        shown_after = "invalid: the episode ends, reward 0" if after is None else " ".join(map(str, after))
+        rows.append(f"| {cell(action)} | {shown_after} | {note} |")
+    return [
+        "## countdown_turns",
+        "",
+        "Countdown in turns (`task.name: countdown_turns`, Gymnasium id `tinyzero/CountdownTurns-v0`): the "
+        "same problems as `countdown`, but each turn the agent writes ONE operation on two of the numbers "
+        "it has, and the environment answers with the numbers left and the target. The agent chooses; the "
+        "environment computes. A real held-out problem played by a skilled demonstration (`> ` marks the "
+        "agent's actions):",
+        "",
+        code("\n".join(shown)),
+        "",
+        *rows,
+        "",
+        "Results must be integers (division only when exact); negative results are allowed, as the solver "
+        "that generates the problems allows them, so every problem is solvable in one turn fewer than it "
+        "has numbers. One number left equal to the target: reward 1, `solved`. One number left that is not "
+        "the target: reward 0.1 and the end (`wrong_value`), or with `task.restart: true` the agent may "
+        "write `restart` to get the original numbers back and search again, within `task.max_turns` "
+        "(then 0.1, `out_of_turns`). The base model's corpus plays each move, with probability "
+        "`pretrain.skill`, as a step of a solution from the current numbers (or `restart` when none is "
+        "left), else a random legal move.",
+    ]
+
+
 def multiplication_section() -> list[str]:
     task, cfg = task_for("multiplication")
     q = task.problems("test", 1)[0]
@@ -283,10 +335,12 @@ MEANINGS = {
     "no_answer": "countdown/multiplication: no complete `<answer>...</answer>`, or its content is not an "
     "expression / plain integer (score 0.0)",
     "wrong_numbers": "countdown: a well-formed expression that does not use every given number exactly once",
-    "wrong_value": "a well-formed answer with the wrong value (countdown: also division by zero)",
+    "wrong_value": "a well-formed answer with the wrong value (countdown: also division by zero; "
+    "countdown_turns: the last number left is not the target)",
     "hole": "frozenlake: fell in a hole",
-    "out_of_turns": "frozenlake: every turn valid, but the goal was not reached within `task.max_turns`",
-    "invalid_action": "frozenlake: ran out of turns after at least one unparseable turn",
+    "out_of_turns": "frozenlake, countdown_turns: every turn valid, but not solved within `task.max_turns`",
+    "invalid_action": "frozenlake: ran out of turns after at least one unparseable turn; countdown_turns: "
+    "an invalid operation (the episode ends there)",
     "context_full": "the prompt (with the history kept by `rollout.history`) no longer fit "
     "`model.max_seq_len` with room for `rollout.max_new_tokens`",
     "other": "any other ending (should not happen)",
@@ -303,6 +357,8 @@ def summary_section() -> list[str]:
         "| countdown | the last `<answer>` is an expression using every given number exactly once and "
         "equal to the target | a well-formed expression with the wrong numbers or the wrong value | no "
         "complete `<answer>...</answer>`, or its content is not an expression |",
+        "| countdown_turns | one number left, equal to the target | a dead end or out of turns, every move "
+        "valid | an invalid operation |",
         "| multiplication | the last `<answer>` holds a×b | it holds another plain integer | no answer, or "
         "not a plain integer |",
         "| frozenlake | +1 when the goal is reached (the episode's reward is the sum over turns) | — | "
@@ -332,6 +388,8 @@ def main() -> None:
         "`scripts/make_task_examples.py` from the default configuration.",
         "",
         *countdown_section(),
+        "",
+        *countdown_turns_section(),
         "",
         *multiplication_section(),
         "",

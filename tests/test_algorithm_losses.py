@@ -265,6 +265,8 @@ def test_grpo_loss_is_the_group_normalised_clipped_surrogate_with_k3(cache_dir: 
     perturb(tr.policy)
     rewards = [[1.0, 0.0, 0.0, -0.1], [0.5, 0.5, 0.0, 1.0]]
     episodes = ragen_groups(tr, rewards)
+    # two turns = two sequences (history 0): every sequence must get its own trajectory's advantage
+    episodes[1] = episode(tr, tr.train_problems[0], ["Down", "Right"], 0.0)
     loss, metrics = grpo.loss_from_episodes(tr, episodes)
 
     adv = []

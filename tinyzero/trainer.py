@@ -33,7 +33,7 @@ from tinyzero.errors import UserError
 from tinyzero.guards import Interrupted, StopOnInterrupt, TrainingDiverged, check_finite, memory_metrics
 from tinyzero.metrics import MetricsLogger, mean
 from tinyzero.models.io import load_model_dir
-from tinyzero.pretrain import check_lengths, ensure_base_model
+from tinyzero.pretrain import check_lengths, ensure_base_model, load_hf_reference
 from tinyzero.resume import changed, flatten, refuse_unsafe
 from tinyzero.reward import RewardFn, default_reward
 from tinyzero.rollout import Episode, SamplingSettings, run_episodes
@@ -145,8 +145,6 @@ class TinyZeroTrainer:
     def _load_reference(self) -> tuple[str, dict, torch.nn.Module, Any]:
         """(base key, base report, π_ref, tokenizer): our cached pre-trained base, or a local HF model."""
         if self.cfg.model.source == "hf":  # no pre-training: the local model is π_ref as is
-            from tinyzero.models.hf import load_hf_reference
-
             return load_hf_reference(self.cfg, self.device, self.show_progress)
         base_dir = ensure_base_model(self.cfg, str(self.device), self.show_progress)
         ref, tok = load_model_dir(base_dir, self.device)

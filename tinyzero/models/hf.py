@@ -37,7 +37,7 @@ from tinyzero.models.tokenizer import SPECIALS, CharTokenizer
 from tinyzero.models.transformer import TransformerLM, _attention_mask
 
 if TYPE_CHECKING:
-    from tinyzero.config import Config
+    pass
 
 SIDECAR = "tinyzero_hf.json"  # written next to an HF model we saved: the context length we trained with
 
@@ -374,16 +374,3 @@ def load_hf_model_dir(
     length = min(max_seq_len or saved or limit, limit)
     model = HFCausalLM(hf.float().to(device).eval(), length)
     return model, HFTokenizer(hf_tok)
-
-
-def load_hf_reference(
-    cfg: Config, device: torch.device | str, progress: bool = True
-) -> tuple[str, dict, HFCausalLM, HFTokenizer]:
-    """Moved to ``tinyzero.pretrain.load_hf_reference`` (it evaluates with rollouts, above this layer).
-
-    This forwarder remains only because ``trainer.py`` still imports it from here; when the trainer
-    imports it from ``tinyzero.pretrain``, delete it and its ``ignore_imports`` line in pyproject.toml.
-    """
-    from tinyzero.pretrain import load_hf_reference as moved
-
-    return moved(cfg, device, progress)

@@ -58,6 +58,24 @@ class TextEpisode(Protocol):
     def step(self, action: str) -> StepResult: ...
 
 
+class GymTextEpisode:
+    """A ``TextEpisode`` over a text ``gymnasium.Env``: the prompt is the first observation, every
+    observation ends with "\\n" (the model's cue that its turn begins), and the last one is "" (done)."""
+
+    def __init__(self, env: Any, seed: int | None = None, options: dict | None = None):
+        self.env = env
+        obs, _ = env.reset(seed=seed, options=options)
+        self.prompt = obs + "\n"
+        self.done = False
+
+    def step(self, action: str) -> StepResult:
+        if self.done:
+            raise RuntimeError("step() called on a finished episode")
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self.done = terminated or truncated
+        return StepResult("" if self.done else obs + "\n", float(reward), self.done, info)
+
+
 class Task(ABC):
     """A family of problems with checkable rewards, as text episodes."""
 

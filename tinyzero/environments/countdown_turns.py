@@ -33,14 +33,13 @@ from __future__ import annotations
 
 import random
 import re
-from dataclasses import dataclass
 from typing import Any
 
 import gymnasium
 from gymnasium import spaces
 
 from tinyzero.environments.arith import MAX_ABS
-from tinyzero.environments.base import StepResult
+from tinyzero.environments.base import GymTextEpisode
 from tinyzero.environments.countdown import CountdownProblem, CountdownTask, _reachable, reachable_targets
 
 ENV_ID = "tinyzero/CountdownTurns-v0"
@@ -201,22 +200,6 @@ if ENV_ID not in gymnasium.registry:
     gymnasium.register(id=ENV_ID, entry_point="tinyzero.environments.countdown_turns:CountdownTurnsEnv")
 
 
-@dataclass
-class CountdownTurnsEpisode:
-    """TextEpisode over CountdownTurnsEnv: observations end with "\\n"."""
-
-    env: CountdownTurnsEnv
-    prompt: str = ""
-    done: bool = False
-
-    def step(self, action: str) -> StepResult:
-        if self.done:
-            raise RuntimeError("step() called on a finished episode")
-        obs, reward, terminated, truncated, info = self.env.step(action)
-        self.done = terminated or truncated
-        return StepResult("" if self.done else obs + "\n", float(reward), self.done, info)
-
-
 class CountdownTurnsTask(CountdownTask):
     """countdown's problems and splits, played one operation a turn."""
 
@@ -226,11 +209,10 @@ class CountdownTurnsTask(CountdownTask):
         super().__init__(cfg)
         self.max_turns = int(cfg.max_turns)
 
-    def episode(self, problem: CountdownProblem, seed: int | None = None) -> CountdownTurnsEpisode:
+    def episode(self, problem: CountdownProblem, seed: int | None = None) -> GymTextEpisode:
         c = self.cfg
         env = CountdownTurnsEnv(c.num_numbers, c.max_number, c.max_target, c.max_turns, c.restart)
-        obs, _ = env.reset(seed=seed, options={"numbers": problem.numbers, "target": problem.target})
-        return CountdownTurnsEpisode(env, obs + "\n")
+        return GymTextEpisode(env, seed, {"numbers": problem.numbers, "target": problem.target})
 
     def behaviour_turns(
         self, problem: CountdownProblem, rng: random.Random, skill: float

@@ -21,7 +21,7 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.envs.toy_text.frozen_lake import generate_random_map, is_valid
 
-from tinyzero.environments.base import ProblemSpaceTooSmall, StepResult, Task, sample_problems
+from tinyzero.environments.base import GymTextEpisode, ProblemSpaceTooSmall, Task, sample_problems
 
 ENV_ID = "tinyzero/FrozenLakeText-v0"
 ACTION_NAMES = ("Left", "Down", "Right", "Up")  # index = Gymnasium's action id
@@ -354,23 +354,6 @@ def _random_maps(split: str, n: int, seed: int, size: int, p: float) -> tuple[tu
     return tuple(maps)
 
 
-class FrozenLakeEpisode:
-    """TextEpisode over FrozenLakeTextEnv: observations are the grid followed by "\\n"."""
-
-    def __init__(self, env: FrozenLakeTextEnv, desc: tuple[str, ...], seed: int | None = None):
-        self.env = env
-        obs, _ = env.reset(seed=seed, options={"desc": desc})
-        self.prompt = obs + "\n"
-        self.done = False
-
-    def step(self, action: str) -> StepResult:
-        if self.done:
-            raise RuntimeError("step() called on a finished episode")
-        obs, reward, terminated, truncated, info = self.env.step(action)
-        self.done = terminated or truncated
-        return StepResult("" if self.done else obs + "\n", float(reward), self.done, info)
-
-
 class FrozenLakeTask(Task):
     """Random solvable maps (Gymnasium's generator), one text episode per map, several turns."""
 
@@ -395,10 +378,10 @@ class FrozenLakeTask(Task):
         n = self._split_n(split, n)
         return list(_random_maps(split, n, self.cfg.seed, self.cfg.size, self.cfg.p_frozen))
 
-    def episode(self, problem: tuple[str, ...], seed: int | None = None) -> FrozenLakeEpisode:
+    def episode(self, problem: tuple[str, ...], seed: int | None = None) -> GymTextEpisode:
         """``seed`` fixes the slippery dynamics (irrelevant on non-slippery maps)."""
         desc = check_desc(problem)
-        return FrozenLakeEpisode(self._env(len(desc)), desc, seed)
+        return GymTextEpisode(self._env(len(desc)), seed, {"desc": desc})
 
     def behaviour_turns(
         self, problem: tuple[str, ...], rng: random.Random, skill: float

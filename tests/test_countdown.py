@@ -282,6 +282,7 @@ def test_search_trace_needs_three_numbers() -> None:
 
 def test_make_task_unknown() -> None:
     with pytest.raises(
-        ValueError, match="unknown task 'chess'; choose one of countdown, frozenlake, multiplication"
+        ValueError,
+        match="unknown task 'chess'; choose one of countdown, countdown_turns, frozenlake, multiplication",
     ):
         make_task(TaskConfig(name="chess"))

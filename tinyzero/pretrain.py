@@ -57,8 +57,9 @@ def base_model_key(cfg: Config) -> str:
     """Hash of everything that shapes the base model (task, architecture, corpus, recipe, seed)."""
     task = asdict(cfg.task)
     task.pop("num_test")  # evaluation size does not change the model
-    if not task["scratchpad"]:
-        task.pop("scratchpad")  # added later: keep the cache keys of bases built without it
+    for added_later in ("scratchpad", "restart"):  # keep the cache keys of bases built before them
+        if not task[added_later]:
+            task.pop(added_later)
     recipe = {
         k: v for k, v in asdict(cfg.pretrain).items() if k not in ("cache_dir", "eval_problems", "seed")
     }

@@ -5,20 +5,18 @@ python -m pytest -q tests/test_bench_algorithms.py
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
 
+from script_loader import load_script
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def load_bench():
-    spec = importlib.util.spec_from_file_location("bench_algorithms", ROOT / "bench" / "algorithms.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("bench/algorithms.py", "bench_algorithms")
 
 
 def curve(points: list[tuple[float, int, float]]) -> list[dict]:

@@ -6,21 +6,19 @@ python -m pytest -q tests/test_bench_time_to_target.py        (~30 s: one smoke 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+from script_loader import load_script
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def load_bench():
-    spec = importlib.util.spec_from_file_location("bench_ttt", ROOT / "bench" / "time_to_target.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("bench/time_to_target.py", "bench_ttt")
 
 
 def test_first_crossing_is_the_first_evaluation_at_or_above_the_target() -> None:

@@ -40,12 +40,9 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 def evaluate_main():
     """evaluate.py's main, loaded from its file (the repository root need not be on sys.path)."""
-    import importlib.util
+    from script_loader import load_script
 
-    spec = importlib.util.spec_from_file_location("evaluate_cli", ROOT / "evaluate.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
+    return load_script("evaluate.py", "evaluate_cli").main
 
 
 def overrides(root: Path, *extra: str) -> list[str]:

@@ -85,7 +85,13 @@ def fingerprint(config: Path, overrides: list[str], cache: Path, out_dir: Path) 
     """Train the config to the end; the final weights' hash and the metrics without clock readings."""
     cfg = load_config(
         config,
-        [f"run.out_dir={out_dir}", f"pretrain.cache_dir={cache}", "run.device=cpu", "run.threads=1", *overrides],
+        [
+            f"run.out_dir={out_dir}",
+            f"pretrain.cache_dir={cache}",
+            "run.device=cpu",
+            "run.threads=1",
+            *overrides,
+        ],
     )
     trainer = TinyZeroTrainer(cfg, progress=False)
     trainer.train()

@@ -28,9 +28,7 @@ def first_difference(got: list[dict], want: list[dict]) -> str | None:
         if g.keys() != w.keys():
             return f"iteration {w.get('iteration')}: keys {sorted(g.keys() ^ w.keys())} differ"
         for key, value in w.items():
-            same = value == g[key] or (
-                isinstance(value, float) and math.isnan(value) and math.isnan(g[key])
-            )
+            same = value == g[key] or (isinstance(value, float) and math.isnan(value) and math.isnan(g[key]))
             if not same:
                 return f"iteration {w.get('iteration')}: {key} = {g[key]!r}, recorded {value!r}"
     return None

@@ -6,7 +6,7 @@
 What is timed: the real loss path of stage 2. ``tinyzero.algorithms.common.trajectory_logprobs``
 (which calls ``token_logprobs_and_entropy``) on a right-padded batch, then A*PO's regression loss
 (``astarpo.astarpo_loss`` on the trajectory sums) minus the entropy bonus (``masked_mean``), as in
-``astarpo.regress``; then ``backward``. The optimizer step (global-norm clip + AdamW, as in
+``astarpo.regression_loss``; then ``backward``. The optimizer step (global-norm clip + AdamW, as in
 ``TinyZeroTrainer.optimize``) is timed separately and reported on its own.
 
 Batches are realistic: the sequences the trainer would build from 128 trajectories of the real
@@ -130,7 +130,7 @@ def step_flops(n_matmul: int, layers: int, d_model: int, lengths: list[int]) -> 
 
 
 def policy_loss(model: torch.nn.Module, batch: common.Batch, ref_traj, rewards, v_star) -> torch.Tensor:
-    """A*PO's stage-2 loss on ``batch``, through the trainer's code (see ``astarpo.regress``)."""
+    """A*PO's stage-2 loss on ``batch``, as ``astarpo.regression_loss`` computes it."""
     lp = common.trajectory_logprobs(model, batch)
     entropy = common.masked_mean(lp.entropy, batch.mask)
     return astarpo_loss(lp.traj, ref_traj, rewards, v_star, BETA2) - ENTROPY_COEF * entropy

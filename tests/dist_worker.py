@@ -89,8 +89,8 @@ def main() -> None:
         )
         from tinyzero.algorithms.astarpo import build_v_star_table
 
-        result["v_star"] = build_v_star_table(s1, chunk=16)  # 64 prompts: 4 chunks dealt to the ranks
-        result["stage1_tokens"] = s1.stage1_tokens
+        # 64 prompts: 4 chunks dealt to the ranks; the tokens are those of both ranks
+        result["v_star"], result["stage1_tokens"] = build_v_star_table(s1.cfg, s1.preparation(), chunk=16)
     torch.save(result, out / f"rank{a.dist.rank}.pt")
     dist.barrier()
     dist.destroy_process_group()

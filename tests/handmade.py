@@ -127,3 +127,12 @@ def pytest_approx(x: float, rtol: float):  # noqa: ANN201 - pytest's approx obje
     import pytest
 
     return pytest.approx(x, rel=rtol, abs=1e-6)
+
+
+def loss_on(
+    tr: TinyZeroTrainer, episodes: list[Episode], ref_episodes: list[Episode] | None = None
+) -> tuple[torch.Tensor, dict]:
+    """The trainer's real loss path (``loss_on``, what ``update()`` runs after its rollouts) on given
+    episodes, grouped as the configured algorithm collects them."""
+    k = tr.algorithm.collect(tr.cfg).samples_per_prompt
+    return tr.loss_on(tr.rollouts(episodes, k, ref_episodes))

@@ -1,7 +1,8 @@
-"""Each algorithm's real loss (``loss_from_episodes``, what ``step()`` runs after its rollout) on hand-made
-episodes, against the formula in docs/algorithms.md recomputed here from rewards, V* and log-probs of
-one plain forward per turn (tests/handmade.py): same value and same gradient. Then the direction of
-one real optimizer step: log π rises on trajectories with positive advantage, falls on negative ones.
+"""Each algorithm's real loss (the trainer's ``loss_on``, what ``update()`` runs after its rollouts) on
+hand-made episodes, against the formula in docs/algorithms.md recomputed here from rewards, V* and
+log-probs of one plain forward per turn (tests/handmade.py): same value and same gradient. Then the
+direction of one real optimizer step: log π rises on trajectories with positive advantage, falls on
+negative ones.
 
 Why values and gradients: at π_old = π_θ the clipped surrogate is Σ A·1 whatever the policy, so only
 the gradient shows a swapped or dropped term; and π_θ is perturbed away from π_ref so that swapping
@@ -21,14 +22,15 @@ from handmade import (
     assert_same_loss_and_gradient,
     episode,
     huber,
+    loss_on,
     make_trainer,
     params_of,
     perturb,
     tokens,
 )
 
-from tinyzero.algorithms import astarpo, grpo, ppo, ragen_astarpo
 from tinyzero.algorithms.grpo import clipped_surrogate
+from tinyzero.algorithms.interface import Prepared
 from tinyzero.trainer import TinyZeroTrainer
 
 # cache_dir (the smoke base model, built once per session) comes from tests/conftest.py
@@ -59,7 +61,7 @@ def astarpo_setup(cache_dir: Path, tmp_path: Path, *overrides: str) -> tuple[Tin
     p0, p1, p2 = tr.train_problems[:3]
     # a distinct V* per prompt: reading another prompt's row changes the loss
     table = {tr.task.describe(p): {"v": v, "success": True} for p, v in ((p0, 0.2), (p1, 0.6), (p2, -0.1))}
-    tr.v_star_table = table
+    tr.prepared = Prepared(state=table)
     episodes = [  # prompts interleaved, one and two turns, one rare spelling (a large log-ratio)
         episode(tr, p1, ["Right"], 1.0),
         episode(tr, p0, ["Down", "Right"], 0.0),
@@ -82,7 +84,7 @@ def test_astarpo_loss_is_the_documented_regression(cache_dir: Path, tmp_path: Pa
         f"astarpo.kl_coef={c_kl}",
     )
     perturb(tr.policy)
-    loss, metrics = astarpo.loss_from_episodes(tr, episodes)
+    loss, metrics = loss_on(tr, episodes)
 
     pol = [tokens(tr.policy, tr, e) for e in episodes]
     with torch.no_grad():
@@ -106,7 +108,7 @@ def test_astarpo_plain_square_without_huber_or_kl(cache_dir: Path, tmp_path: Pat
         cache_dir, tmp_path, "astarpo.beta2=0.2", "training.entropy_coef=0.01"
     )
     perturb(tr.policy)
-    loss, _ = astarpo.loss_from_episodes(tr, episodes)
+    loss, _ = loss_on(tr, episodes)
     pol = [tokens(tr.policy, tr, e) for e in episodes]
     with torch.no_grad():
         ref = [tokens(tr.ref, tr, e) for e in episodes]
@@ -166,7 +168,7 @@ def test_ragen_v_star_is_importance_weighted_toward_pi_ref(cache_dir: Path, tmp_
     perturb(tr.policy, 0.08)
     rewards = [[1.0, 0.0, 0.0, -0.1], [1.0, 1.0, 0.0, -0.1]]
     episodes = ragen_groups(tr, rewards)
-    loss, metrics = ragen_astarpo.loss_from_episodes(tr, episodes)
+    loss, metrics = loss_on(tr, episodes)
 
     k, beta = tr.cfg.num_completions, tr.cfg.astarpo.beta
     with torch.no_grad():
@@ -196,7 +198,7 @@ def test_ragen_reference_source_uses_the_reference_rewards(cache_dir: Path, tmp_
     episodes = ragen_groups(tr, [[1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, -0.1]])
     ref_rewards = [[1.0, 1.0, 1.0, 0.0], [0.0, 1.0, 0.0, 0.0]]  # not the policy's: a mix-up shows
     ref_episodes = ragen_groups(tr, ref_rewards)
-    loss, metrics = ragen_astarpo.loss_from_episodes(tr, episodes, ref_episodes)
+    loss, metrics = loss_on(tr, episodes, ref_episodes)
     v_star = [v_star_by_hand(g, tr.cfg.astarpo.beta) for g in ref_rewards]
     expected, _, _ = ragen_expected(tr, episodes, v_star, list(range(8)), 0.02, 0.0)
     assert_same_loss_and_gradient(loss, expected, params_of(tr.policy))
@@ -204,11 +206,11 @@ def test_ragen_reference_source_uses_the_reference_rewards(cache_dir: Path, tmp_
 
 
 def test_ragen_reference_source_samples_from_pi_ref(cache_dir: Path, tmp_path: Path) -> None:
-    """The real step() draws the reference trajectories from π_ref, not from π_θ (replayed here)."""
+    """The real collection (``collect()``) draws the reference trajectories from π_ref, not π_θ (replayed)."""
     tr = make_trainer(cache_dir, tmp_path, "algorithm.name=ragen", "astarpo.v_star_source=reference")
     perturb(tr.policy, 0.5)  # π_θ now writes mostly invalid moves: its rewards differ from π_ref's
     state = tr.gen.get_state()
-    _, metrics = ragen_astarpo.step(tr)
+    _, metrics = tr.loss_on(tr.collect())
     tr.gen.set_state(state)  # replay the step's draws: its prompts, π_θ's rollout, then π_ref's
     k = tr.cfg.num_completions
     problems = tr.sample_problems(tr.cfg.astarpo.num_trajectories // k)
@@ -239,7 +241,7 @@ def test_ragen_starpo_s_trains_only_the_highest_variance_groups(cache_dir: Path,
     perturb(tr.policy)
     rewards = [[1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0], [1.0, 1.0, 0.0, 0.0]]  # std: 0.5, 0, 0.58
     episodes = ragen_groups(tr, rewards)
-    loss, metrics = ragen_astarpo.loss_from_episodes(tr, episodes)
+    loss, metrics = loss_on(tr, episodes)
     with torch.no_grad():
         lw = [float(tokens(tr.ref, tr, e).total - tokens(tr.policy, tr, e).total) for e in episodes]
     beta = tr.cfg.astarpo.beta
@@ -267,7 +269,7 @@ def test_grpo_loss_is_the_group_normalised_clipped_surrogate_with_k3(cache_dir: 
     episodes = ragen_groups(tr, rewards)
     # two turns = two sequences (history 0): every sequence must get its own trajectory's advantage
     episodes[1] = episode(tr, tr.train_problems[0], ["Down", "Right"], 0.0)
-    loss, metrics = grpo.loss_from_episodes(tr, episodes)
+    loss, metrics = loss_on(tr, episodes)
 
     adv = []
     for g in rewards:
@@ -340,7 +342,7 @@ def test_ppo_loss_reads_each_tokens_value_before_it(cache_dir: Path, tmp_path: P
         episode(tr, p2, ["Left"], -0.1),
         episode(tr, p0, ["Up Up"], 0.5),
     ]
-    loss, metrics = ppo.loss_from_episodes(tr, episodes)
+    loss, metrics = loss_on(tr, episodes)
 
     pol = [tokens(tr.policy, tr, e) for e in episodes]
     values, returns = [], []
@@ -407,7 +409,7 @@ def group_adv(rewards: list[list[float]]) -> list[float]:
 
 def test_direction_astarpo(cache_dir: Path, tmp_path: Path) -> None:
     tr, episodes, table = astarpo_setup(cache_dir, tmp_path, *DIRECTION)
-    loss, _ = astarpo.loss_from_episodes(tr, episodes)  # π_θ = π_ref: the residual is −A*
+    loss, _ = loss_on(tr, episodes)  # π_θ = π_ref: the residual is −A*
     adv = [e.reward - table[tr.task.describe(e.problem)]["v"] for e in episodes]
     one_update_moves_log_pi_with_the_advantage(tr, episodes, loss, adv)
 
@@ -415,7 +417,7 @@ def test_direction_astarpo(cache_dir: Path, tmp_path: Path) -> None:
 def test_direction_ragen(cache_dir: Path, tmp_path: Path) -> None:
     tr = make_trainer(cache_dir, tmp_path, "algorithm.name=ragen", *DIRECTION)
     episodes = direction_episodes(tr)
-    loss, _ = ragen_astarpo.loss_from_episodes(tr, episodes)
+    loss, _ = loss_on(tr, episodes)
     beta = tr.cfg.astarpo.beta  # π_θ = π_ref: equal importance weights
     adv = [x - v_star_by_hand(g, beta) for g in DIRECTION_GROUPS for x in g]
     one_update_moves_log_pi_with_the_advantage(tr, episodes, loss, adv)
@@ -424,14 +426,21 @@ def test_direction_ragen(cache_dir: Path, tmp_path: Path) -> None:
 def test_direction_grpo(cache_dir: Path, tmp_path: Path) -> None:
     tr = make_trainer(cache_dir, tmp_path, "algorithm.name=grpo", *DIRECTION)
     episodes = direction_episodes(tr)
-    loss, _ = grpo.loss_from_episodes(tr, episodes)
+    loss, _ = loss_on(tr, episodes)
+    one_update_moves_log_pi_with_the_advantage(tr, episodes, loss, group_adv(DIRECTION_GROUPS))
+
+
+def test_direction_rloo(cache_dir: Path, tmp_path: Path) -> None:
+    tr = make_trainer(cache_dir, tmp_path, "algorithm.name=rloo", *DIRECTION)
+    episodes = direction_episodes(tr)
+    loss, _ = loss_on(tr, episodes)
     one_update_moves_log_pi_with_the_advantage(tr, episodes, loss, group_adv(DIRECTION_GROUPS))
 
 
 def test_direction_ppo(cache_dir: Path, tmp_path: Path) -> None:
     tr = make_trainer(cache_dir, tmp_path, "algorithm.name=ppo", *DIRECTION)
     episodes = direction_episodes(tr)
-    loss, _ = ppo.loss_from_episodes(tr, episodes)
+    loss, _ = loss_on(tr, episodes)
     # the fresh critic's head is zero (V = 0), so the whitened A has the sign of R − (token-weighted mean
     # R) on every token of a trajectory: R − 9/19 here
     one_update_moves_log_pi_with_the_advantage(tr, episodes, loss, [0.5, -0.5, -0.5, 0.5])

@@ -158,10 +158,10 @@ def test_two_processes_match_one_process_on_the_same_global_batch(
         # The ranks left their table in the shared cache: remove it, or the single process would load it.
         shutil.rmtree(cache_dir.parent / "v_star", ignore_errors=True)
         single = TinyZeroTrainer(cfg1, progress=False)
-        table = build_v_star_table(single, chunk=16)
-        assert single.stage1_tokens > 0  # computed here, not read back
+        table, tokens = build_v_star_table(single.cfg, single.preparation(), chunk=16)
+        assert tokens > 0  # computed here, not read back
         assert ranks[0]["v_star"] == ranks[1]["v_star"] == table
-        assert ranks[0]["stage1_tokens"] == ranks[1]["stage1_tokens"] > 0
+        assert ranks[0]["stage1_tokens"] == ranks[1]["stage1_tokens"] == tokens  # both ranks' tokens
 
 
 def test_trust_region_undoes_sharded_steps_on_every_rank(cache_dir: Path, tmp_path: Path) -> None:

@@ -30,6 +30,7 @@ RECIPES = {
     "ragen": ("training.lr=5e-4", "astarpo.kl_coef=0.2", "astarpo.huber_delta=1"),
     "grpo": ("training.lr=3e-4",),
     "ppo": ("training.lr=5e-4",),
+    "rloo": ("training.lr=3e-4",),
 }
 
 
@@ -41,7 +42,7 @@ def sampled_success(tr: TinyZeroTrainer, n: int = 64) -> float:
     return sum(e.success for e in episodes) / n
 
 
-@pytest.mark.parametrize("algorithm", ["astarpo", "ragen", "grpo", "ppo"])
+@pytest.mark.parametrize("algorithm", sorted(RECIPES))
 def test_twenty_iterations_lift_success_on_one_map(lake_cache: Path, tmp_path: Path, algorithm: str) -> None:
     tr = make_trainer(lake_cache, tmp_path, f"algorithm.name={algorithm}", *LAKE3, *RECIPES[algorithm])
     tr.train_problems = tr.problem_pool = [MAP]  # A*PO's stage 1 then estimates V* for this map alone

@@ -128,14 +128,17 @@ def test_an_edited_reward_never_reuses_the_old_v_star_table(cache_dir: Path, tmp
         )
         return TinyZeroTrainer(cfg, reward_fn=reward, progress=False)
 
+    def cache_key(tr: TinyZeroTrainer) -> str:
+        return astarpo.v_star_cache_key(tr.cfg, tr.preparation())
+
     first = trainer(env_reward, "first")
-    table = astarpo.build_v_star_table(first)
+    table = astarpo.build_v_star_table(first.cfg, first.preparation())[0]
     second = trainer(shifted, "second")
-    assert astarpo.v_star_cache_key(second) != astarpo.v_star_cache_key(first)
-    again = astarpo.build_v_star_table(second)
+    assert cache_key(second) != cache_key(first)
+    again = astarpo.build_v_star_table(second.cfg, second.preparation())[0]
     assert table.keys() == again.keys()
     for key, row in table.items():
         assert again[key]["v"] == pytest.approx(row["v"] + 10.0, abs=1e-4)
     # and the unchanged reward does reuse it (the cache still works)
-    assert astarpo.v_star_cache_key(trainer(env_reward_other_doc, "third")) == astarpo.v_star_cache_key(first)
+    assert cache_key(trainer(env_reward_other_doc, "third")) == cache_key(first)
     assert reward_fingerprint(default_reward) != reward_fingerprint(shifted)

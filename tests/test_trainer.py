@@ -87,8 +87,9 @@ def fixed_episodes(tr: TinyZeroTrainer, n_prompts: int, k: int, varied: bool = F
 def test_kl_term_is_the_exact_per_character_kl_of_the_kept_trajectories(
     cache_dir: Path, tmp_path: Path, keep: list[int] | None
 ) -> None:
-    """regress(kl_coef = c) = regress(kl_coef = 0) + c · mean over the kept trajectories' agent tokens of
-    Σ_v π_θ(v)(log π_θ(v) − log π_ref(v)), and descending it pulls a perturbed policy back toward π_ref."""
+    """regression_loss(kl_coef = c) = regression_loss(kl_coef = 0) + c · mean over the kept trajectories'
+    agent tokens of Σ_v π_θ(v)(log π_θ(v) − log π_ref(v)), and descending it pulls a perturbed policy back
+    toward π_ref."""
     tr = trainer(cache_dir, tmp_path, "algorithm.name=ragen", "training.lr=3e-4", "training.entropy_coef=0")
     k = tr.cfg.num_completions
     _, rewards, batch, _ = fixed_episodes(tr, 2, k, varied=True)
@@ -112,7 +113,7 @@ def test_kl_term_is_the_exact_per_character_kl_of_the_kept_trajectories(
         mask = batch.mask & kept[batch.traj][:, None]
         kl = token_kl(lp.dist, ref.dist)
         by_hand = float((kl.detach() * mask).sum() / mask.sum())
-        return astarpo.regress(tr, batch, lp, ref, rewards, v_star, keep=idx)[1], by_hand
+        return astarpo.regression_loss(tr.cfg, batch, lp, ref, rewards, v_star, keep=idx)[0], by_hand
 
     (without, _), (with_kl, kl0) = loss(0.0), loss(2.0)
     assert kl0 > 0.01

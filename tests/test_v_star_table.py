@@ -62,7 +62,7 @@ def assert_tables_equal(got: dict, expected: dict) -> None:
 
 def test_rows_are_v_star_of_the_chunks_reference_samples(lake_cache: Path, tmp_path: Path) -> None:
     tr = lake_trainer(lake_cache, tmp_path, "astarpo.beta=0.37")
-    table = astarpo.build_v_star_table(tr, chunk=CHUNK)
+    table = astarpo.build_v_star_table(tr.cfg, tr.preparation(), chunk=CHUNK)[0]
     expected = by_hand(tr, 0.37)
     assert_tables_equal(table, expected)
     flags = [row["success"] for row in expected.values()]
@@ -75,18 +75,20 @@ def test_filter_all_failed_keeps_the_prompts_pi_ref_solved(lake_cache: Path, tmp
     tr = lake_trainer(lake_cache, tmp_path, "astarpo.filter_all_failed=true")
     keys = [tr.task.describe(p) for p in tr.train_problems]
     table = {k: {"v": 0.0, "success": i % 3 == 0} for i, k in enumerate(keys)}
-    assert astarpo.training_pool(tr, table) == [p for i, p in enumerate(tr.train_problems) if i % 3 == 0]
+    assert astarpo.training_pool(tr.cfg, tr.preparation(), table) == [
+        p for i, p in enumerate(tr.train_problems) if i % 3 == 0
+    ]
     none = {k: {"v": 0.0, "success": False} for k in keys}  # nothing solved: train on everything
-    assert astarpo.training_pool(tr, none) == tr.train_problems
+    assert astarpo.training_pool(tr.cfg, tr.preparation(), none) == tr.train_problems
     tr.cfg.astarpo.filter_all_failed = False
-    assert astarpo.training_pool(tr, table) == tr.train_problems
+    assert astarpo.training_pool(tr.cfg, tr.preparation(), table) == tr.train_problems
 
 
 def test_a_changed_beta_discards_the_runs_local_table(lake_cache: Path, tmp_path: Path) -> None:
     first = lake_trainer(lake_cache, tmp_path, "run.name=beta", "astarpo.beta=0.43")
-    old = astarpo.build_v_star_table(first, chunk=CHUNK)
+    old = astarpo.build_v_star_table(first.cfg, first.preparation(), chunk=CHUNK)[0]
     again = lake_trainer(lake_cache, tmp_path, "run.name=beta", "astarpo.beta=0.29")
-    new = astarpo.build_v_star_table(again, chunk=CHUNK)
+    new = astarpo.build_v_star_table(again.cfg, again.preparation(), chunk=CHUNK)[0]
     assert_tables_equal(new, by_hand(again, 0.29))
     assert any(abs(new[k]["v"] - old[k]["v"]) > 1e-3 for k in old)
     assert json.loads((again.run_dir / "v_star.json").read_text()) == new
@@ -108,12 +110,12 @@ def test_an_interrupted_stage_1_resumes_to_the_identical_table(lake_cache: Path,
     first = lake_trainer(lake_cache, tmp_path, "run.name=cut", "astarpo.beta=0.31", reward=reward)
     calls["limit"] = CHUNK * first.cfg.astarpo.num_value_samples  # the first chunk's rewards, then stop
     with pytest.raises(Interrupt):
-        astarpo.build_v_star_table(first, chunk=CHUNK)
+        astarpo.build_v_star_table(first.cfg, first.preparation(), chunk=CHUNK)[0]
     partial = json.loads((first.run_dir / "v_star.json").read_text())
     assert len(partial) == CHUNK  # the first chunk was saved before the interruption
 
     calls["limit"] = None
     resumed = lake_trainer(lake_cache, tmp_path, "run.name=cut", "astarpo.beta=0.31", reward=reward)
-    table = astarpo.build_v_star_table(resumed, chunk=CHUNK)
+    table = astarpo.build_v_star_table(resumed.cfg, resumed.preparation(), chunk=CHUNK)[0]
     assert_tables_equal(table, by_hand(resumed, 0.31))
     assert {k: table[k] for k in partial} == partial  # the saved rows were kept, not recomputed

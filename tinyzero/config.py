@@ -21,8 +21,23 @@ from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationE
 
 from tinyzero.errors import UserError
 
-TASKS = ("countdown", "countdown_turns", "multiplication", "frozenlake")
-ALGORITHMS = ("astarpo", "ragen", "grpo", "ppo")
+# The registries: every name a config may give, and where its implementation lives. Adding a task or an
+# algorithm is one file and one line here (docs/extending.md). Named, not imported: the config layer
+# sits below the implementations, and a run imports only what it uses.
+TASKS: dict[str, str] = {  # task.name -> "module:Task subclass"
+    "countdown": "tinyzero.environments.countdown:CountdownTask",
+    "countdown_turns": "tinyzero.environments.countdown_turns:CountdownTurnsTask",
+    "multiplication": "tinyzero.environments.multiplication:MultiplicationTask",
+    "frozenlake": "tinyzero.environments.frozenlake_env:FrozenLakeTask",
+    "reverse": "tinyzero.environments.reverse:ReverseTask",
+}
+ALGORITHMS: dict[str, str] = {  # algorithm.name -> the module whose ALGORITHM it runs
+    "astarpo": "tinyzero.algorithms.astarpo",
+    "ragen": "tinyzero.algorithms.ragen_astarpo",
+    "grpo": "tinyzero.algorithms.grpo",
+    "ppo": "tinyzero.algorithms.ppo",
+    "rloo": "tinyzero.algorithms.rloo",
+}
 PRESETS = ("nano", "tiny", "small")
 
 
@@ -159,7 +174,7 @@ class PPOConfig:
 class AlgorithmConfig:
     """Which RL algorithm updates the policy."""
 
-    name: str = "ragen"  # astarpo | ragen | grpo | ppo
+    name: str = "ragen"  # astarpo | ragen | grpo | ppo | rloo (the registry: ALGORITHMS above)
     starpo_s_keep: float = 1.0  # StarPO-S: keep this fraction of prompt groups with highest reward std
 
 
@@ -442,7 +457,7 @@ def validate(cfg: Config) -> None:
         cfg.num_completions >= 2 or cfg.algorithm.name in ("astarpo", "ppo"),
         "num_completions",
         cfg.num_completions,
-        ">= 2 for group-based algorithms (ragen, grpo)",
+        ">= 2 for group-based algorithms (ragen, grpo, rloo)",
     )
 
 

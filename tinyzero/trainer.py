@@ -1,8 +1,9 @@
 """TinyZeroTrainer: base model → rollouts → algorithm loss → optimizer step → metrics, eval, checkpoints.
 
-The loop is deliberately plain (nanochat-style): rollout is data collection in ``tinyzero.rollout``,
-each algorithm is one ``step(trainer) -> (loss, metrics)`` function in ``tinyzero.algorithms``, and
-this file only wires them together and keeps the bookkeeping (RNG, optimizer, logging, resume).
+The loop is deliberately plain (nanochat-style): rollout is data collection in ``tinyzero.rollout``;
+an algorithm (``tinyzero.algorithms``) says what to collect, optionally prepares once (A*PO's stage 1)
+and turns a batch it is handed into a loss; this file owns everything else: drawing prompts, the
+forwards, update epochs, the optimizer and trust region, logging, checkpoints and resume.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import json
 import random
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +24,9 @@ from omegaconf import OmegaConf
 from tqdm.auto import tqdm
 
 from tinyzero import distributed
-from tinyzero.algorithms import astarpo, grpo, ppo, ragen_astarpo
-from tinyzero.algorithms.common import Batch, LogProbs, trajectory_logprobs
+from tinyzero.algorithms import get_algorithm
+from tinyzero.algorithms.common import Batch, LogProbs, make_batch, trajectory_logprobs
+from tinyzero.algorithms.interface import Forward, Preparation, Prepared, Rollouts
 from tinyzero.checkpoint import find_resumable, load_checkpoint, save_checkpoint
 from tinyzero.config import Config, ineffective_settings, save_config, to_yaml
 from tinyzero.environments import make_task
@@ -35,17 +36,9 @@ from tinyzero.metrics import MetricsLogger, mean
 from tinyzero.models.io import load_model_dir
 from tinyzero.pretrain import check_lengths, ensure_base_model, load_hf_reference
 from tinyzero.resume import changed, flatten, refuse_unsafe
-from tinyzero.reward import RewardFn, default_reward
+from tinyzero.reward import RewardFn, default_reward, reward_fingerprint
 from tinyzero.rollout import Episode, SamplingSettings, run_episodes
 from tinyzero.trust_region import TrustRegion
-
-StepFn = Callable[["TinyZeroTrainer"], tuple[torch.Tensor, dict]]
-ALGORITHMS: dict[str, StepFn] = {
-    "astarpo": astarpo.step,
-    "ragen": ragen_astarpo.step,
-    "grpo": grpo.step,
-    "ppo": ppo.step,
-}
 
 
 def resolve_device(name: str) -> torch.device:
@@ -67,6 +60,7 @@ class TinyZeroTrainer:
         self, cfg: Config, reward_fn: RewardFn = default_reward, resume: bool = False, progress: bool = True
     ) -> None:
         self.cfg = cfg
+        self.algorithm = get_algorithm(cfg.algorithm.name)  # an unknown name fails here, before any work
         self.reward_fn = reward_fn
         if cfg.run.threads:
             torch.set_num_threads(cfg.run.threads)
@@ -108,10 +102,10 @@ class TinyZeroTrainer:
         self.gen = torch.Generator(device=self.device).manual_seed(
             distributed.rank_seed(cfg.run.seed, self.dist.rank)
         )
-        self.v_star_table: dict | None = None
+        self.prepared: Prepared | None = None  # the algorithm's one-off preparation, done at the first update
         self.critic: torch.nn.Module | None = None
-        if cfg.algorithm.name == "ppo":
-            self.critic = ppo.make_critic(self.ref).to(self.device)
+        if self.algorithm.critic is not None:
+            self.critic = self.algorithm.critic(self.ref).to(self.device)
         self.iteration = 0
         self.elapsed = 0.0
         self.generated_tokens = 0
@@ -150,7 +144,7 @@ class TinyZeroTrainer:
         ref, tok = load_model_dir(base_dir, self.device)
         return base_dir.name, json.loads((base_dir / "report.json").read_text()), ref, tok
 
-    # ------------------------------------------------------------------ helpers used by algorithms
+    # ------------------------------------------------------------------ helpers
     def progress_bar(self, **kwargs: Any) -> tqdm:
         return tqdm(disable=not self.show_progress, mininterval=1.0, **kwargs)
 
@@ -203,7 +197,7 @@ class TinyZeroTrainer:
     def optimize(self, loss: torch.Tensor, keep_logprobs: bool = False) -> float:
         """One AdamW step with global-norm clipping; a non-finite loss or gradient skips the step.
 
-        With ``training.max_kl_rise`` > 0 and the iteration's batch armed (``arm_trust_region``), a step
+        With ``training.max_kl_rise`` > 0 and the iteration's batch armed (``loss_on``), a step
         that raises the per-character KL to π_ref on that batch too much is shrunk or undone.
         ``keep_logprobs``: another step on the batch follows (``step_then_logprobs``).
         """
@@ -232,12 +226,106 @@ class TinyZeroTrainer:
         return float(norm)
 
     def update(self) -> tuple[torch.Tensor, dict, float]:
-        """One iteration's work without the bookkeeping: the algorithm collects its rollouts and builds
-        the loss, then the last optimizer step (loss, the algorithm's metrics, gradient norm)."""
+        """One iteration's work without the bookkeeping: the algorithm's preparation (first time only),
+        its rollouts, its loss over the update epochs, and the last optimizer step (loss, the
+        algorithm's metrics, gradient norm)."""
         self.trust.reset()
         with self.autocast():
-            loss, metrics = ALGORITHMS[self.cfg.algorithm.name](self)
+            if self.prepared is None:
+                self.prepare()
+            loss, metrics = self.loss_on(self.collect())
         return loss, metrics, self.optimize(loss)
+
+    def prepare(self) -> Prepared:
+        """The algorithm's one-off preparation (A*PO's stage 1); it may narrow the prompts trained on."""
+        if self.algorithm.prepare is None:
+            self.prepared = Prepared()
+        else:
+            self.prepared = self.algorithm.prepare(self.cfg, self.preparation())
+            self.stage1_tokens += self.prepared.tokens
+        if self.prepared.problems is not None:
+            self.problem_pool = self.prepared.problems
+        return self.prepared
+
+    def preparation(self) -> Preparation:
+        """What a preparation may use: π_ref as a seeded sampler, the prompts, rewards, where to cache."""
+
+        def sample_reference(problems: list, seed: int) -> list[Episode]:
+            # On the model's device: torch.multinomial rejects a CPU generator for CUDA tensors.
+            # run_episodes, not self.rollout: these tokens count once, as stage-1 (not generated) tokens.
+            gen = torch.Generator(device=self.device).manual_seed(seed)
+            return run_episodes(self.ref, self.tok, self.task, problems, self.sampling(), gen)
+
+        cache_settings = {
+            "base": self.base_key,
+            "rollout": {
+                k: getattr(self.cfg.rollout, k)
+                for k in ("temperature", "top_k", "top_p", "max_new_tokens", "history")
+            },
+            "num_train": len(self.train_problems),
+            # What the reward computes (its code, not its name: train.py's compute_reward is edited in
+            # place) and the task settings it can read through `task`.
+            "reward_fn": reward_fingerprint(self.reward_fn),
+            "task": {k: v for k, v in dataclasses.asdict(self.cfg.task).items() if k != "num_test"},
+        }
+        return Preparation(
+            problems=self.train_problems,
+            describe=self.task.describe,
+            sample_reference=sample_reference,
+            rewards=self.rewards,
+            run_dir=self.run_dir,
+            cache_dir=self.cache_root,
+            cache_settings=cache_settings,
+            dist=self.dist,
+            progress=self.progress_bar,
+        )
+
+    def collect(self) -> Rollouts:
+        """The iteration's prompts and episodes, as the algorithm's ``collect`` asks for them."""
+        plan = self.algorithm.collect(self.cfg)
+        problems = self.sample_problems(plan.prompts)
+        prompts = [p for p in problems for _ in range(plan.samples_per_prompt)]
+        episodes = self.rollout(prompts, self.policy)
+        ref_episodes = self.rollout(prompts, self.ref) if plan.from_reference else None
+        return self.rollouts(episodes, plan.samples_per_prompt, ref_episodes)
+
+    def rollouts(
+        self, episodes: list[Episode], group_size: int, ref_episodes: list[Episode] | None = None
+    ) -> Rollouts:
+        """Episodes → what a loss receives (rewards, prompt keys, training tensors). Tests hand it fixed
+        episodes."""
+        return Rollouts(
+            episodes=episodes,
+            rewards=self.rewards(episodes),
+            keys=[self.task.describe(e.problem) for e in episodes],
+            batch=make_batch(self.tok, episodes, self.cfg.rollout.history, self.device),
+            group_size=group_size,
+            ref_rewards=None if ref_episodes is None else self.rewards(ref_episodes),
+        )
+
+    def loss_on(self, data: Rollouts) -> tuple[torch.Tensor, dict]:
+        """The algorithm's loss on ``data`` after ``training.update_epochs`` − 1 steps on it: each epoch
+        recomputes π_θ's log-probs (and the critic's values) at the new weights; π_old and π_ref stay."""
+        cfg, batch = self.cfg, data.batch
+        wants_dist = self.algorithm.needs_dist(cfg)
+        dist = wants_dist or self.trust.enabled
+        lp = trajectory_logprobs(self.train_policy, batch, dist=dist)
+        with torch.no_grad():
+            ref = trajectory_logprobs(self.ref, batch, dist=dist)
+        self.trust.arm(batch, lp.dist, ref.dist)  # π_old on this batch: every step is held to it
+        old = LogProbs(lp.token.detach(), lp.entropy.detach(), lp.traj.detach())
+        values = self.train_critic(batch.ids, batch.attn) if self.train_critic is not None else None
+        fwd = Forward(lp, old, ref, values, None if values is None else values.detach())
+        state = self.prepared.state if self.prepared is not None else None
+        for _ in range(cfg.training.update_epochs - 1):
+            loss, _ = self.algorithm.loss(cfg, data, fwd, state)
+            fwd.policy = self.step_then_logprobs(loss, batch, dist=wants_dist)
+            if self.train_critic is not None:
+                fwd.values = self.train_critic(batch.ids, batch.attn)
+        loss, metrics = self.algorithm.loss(cfg, data, fwd, state)
+        self.record_episodes(data.episodes, data.rewards, metrics)
+        metrics.update(self.prepared.metrics if self.prepared is not None else {})
+        return loss, metrics
 
     def step_then_logprobs(self, loss: torch.Tensor, batch: Batch, dist: bool) -> LogProbs:
         """``optimize(loss)``, then π_θ's log-probs (with gradients) on ``batch`` at the new weights, for
@@ -252,11 +340,6 @@ class TinyZeroTrainer:
         if kept is not None and self.trust.armed_on(batch):
             return kept  # carries the distributions whether or not ``dist`` asked for them
         return trajectory_logprobs(self.train_policy, batch, dist=dist)
-
-    def arm_trust_region(self, batch: Batch, lp: LogProbs, ref: LogProbs) -> None:
-        """Called by an algorithm with π_old's and π_ref's log-probs on the iteration's batch (a no-op
-        unless ``training.max_kl_rise`` > 0, in which case both must carry their distributions)."""
-        self.trust.arm(batch, lp.dist, ref.dist)
 
     def _trust_metrics(self) -> dict[str, float]:
         """This iteration's trust-region figures (none when it is off)."""
@@ -533,17 +616,15 @@ class TinyZeroTrainer:
         """Each rank takes an equal share of the iteration's prompts, so their count must divide evenly."""
         if not self.dist.enabled:
             return
-        cfg = self.cfg
-        per_group = cfg.algorithm.name in ("ragen", "grpo")
-        prompts = (
-            max(1, cfg.astarpo.num_trajectories // cfg.num_completions)
-            if per_group
-            else (cfg.astarpo.num_trajectories)
-        )
-        if prompts % self.dist.world_size:
-            what = "astarpo.num_trajectories / num_completions" if per_group else "astarpo.num_trajectories"
+        plan = self.algorithm.collect(self.cfg)
+        if plan.prompts % self.dist.world_size:
+            what = (
+                "astarpo.num_trajectories / num_completions"
+                if plan.samples_per_prompt > 1
+                else ("astarpo.num_trajectories")
+            )
             raise UserError(
-                f"{what} = {prompts} prompts per iteration cannot be split evenly over "
+                f"{what} = {plan.prompts} prompts per iteration cannot be split evenly over "
                 f"{self.dist.world_size} processes: make it a multiple of the process count"
             )
 

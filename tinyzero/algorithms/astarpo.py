@@ -7,7 +7,7 @@ The KL-regularised objective  max_π E[r] − β·KL(π ‖ π_ref)  has the clo
     β · log π*(y|x) / π_ref(y|x) = r(x,y) − V*(x) = A*(x,y)      (2)
 
 V* depends only on π_ref, so it is estimated ONCE, offline (stage 1, ``build_v_star_table``), from
-N reference samples per training prompt with β1 = ``astarpo.beta``. Stage 2 (``step``) then needs a
+N reference samples per training prompt with β1 = ``astarpo.beta``. Stage 2 (``loss``) then needs a
 single on-policy sample per prompt and regresses the scaled log-ratio onto the optimal advantage:
 
     loss = mean( (β2 · (log π_θ(y|x) − log π_ref(y|x)) − (r − V*(x)))² )   (3)
@@ -15,34 +15,24 @@ single on-policy sample per prompt and regresses the scaled log-ratio onto the o
 with sequence-summed log-probs (EOS included), a small entropy bonus, and no clipping, critic, KL
 term or advantage whitening. Departures from the paper: β2 and the learning rate are tuned for tiny
 models trained with Adam from scratch (docs/algorithms.md says why); the stage-1 table is cached
-across runs that share a base model and settings.
+across runs that share a base model and settings. The trainer drives the three parts through the
+interface in ``tinyzero/algorithms/interface.py`` (``ALGORITHM`` at the bottom of this file).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from tinyzero.algorithms.common import (
-    Batch,
-    LogProbs,
-    make_batch,
-    masked_mean,
-    token_kl,
-    trajectory_logprobs,
-)
+from tinyzero.algorithms.common import Batch, LogProbs, masked_mean, token_kl
+from tinyzero.algorithms.interface import Algorithm, Collect, Forward, Preparation, Prepared, Rollouts
+from tinyzero.config import Config
 from tinyzero.metrics import mean
-from tinyzero.reward import reward_fingerprint
-from tinyzero.rollout import Episode, run_episodes
-
-if TYPE_CHECKING:
-    from tinyzero.trainer import TinyZeroTrainer
 
 
 def estimate_v_star(
@@ -90,22 +80,10 @@ def astarpo_loss(
 # ----------------------------------------------------------------------------- stage 1: V* table
 
 
-def v_star_cache_key(trainer: TinyZeroTrainer) -> str:
-    """Everything V* depends on: the reference model, β1, N, the prompts and how samples are drawn."""
-    cfg = trainer.cfg
-    settings = {
-        "base": trainer.base_key,
-        "beta": cfg.astarpo.beta,
-        "n": cfg.astarpo.num_value_samples,
-        "rollout": {
-            k: getattr(cfg.rollout, k) for k in ("temperature", "top_k", "top_p", "max_new_tokens", "history")
-        },
-        "num_train": len(trainer.train_problems),
-        # What the reward computes (its code, not its name: train.py's compute_reward is edited in place)
-        # and the task settings it can read through `task`.
-        "reward_fn": reward_fingerprint(trainer.reward_fn),
-        "task": {k: v for k, v in dataclasses.asdict(cfg.task).items() if k != "num_test"},
-    }
+def v_star_cache_key(cfg: Config, prep: Preparation) -> str:
+    """Everything V* depends on: β1, N, and what the trainer says a cached result depends on (the
+    reference model, how samples are drawn, the number of prompts, the reward's code, the task)."""
+    settings = {"beta": cfg.astarpo.beta, "n": cfg.astarpo.num_value_samples, **prep.cache_settings}
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -116,152 +94,129 @@ def _write_json(path: os.PathLike, data: Any) -> None:
     os.replace(tmp, path)  # atomic: an interrupted write never leaves a half table
 
 
-def build_v_star_table(trainer: TinyZeroTrainer, chunk: int = 128) -> dict[str, dict]:
-    """Stage 1: N samples from π_ref per training prompt → {prompt key: {"v": V*, "success": any}}.
+def build_v_star_table(cfg: Config, prep: Preparation, chunk: int = 128) -> tuple[dict[str, dict], int]:
+    """Stage 1: N samples from π_ref per training prompt → ({prompt key: {"v": V*, "success": any}}, tokens).
 
     Written to ``<run>/v_star.json`` after every chunk (an interrupted run resumes where it stopped)
     and copied to a shared cache so later runs with the same base model and settings skip it.
     Under torchrun the chunks are dealt round-robin to the ranks and gathered after each round, so
     stage 1 takes 1/world of the time; every chunk keeps its own seed, so the table is the same
-    whatever the number of processes. Rank 0 alone reads and writes the files.
+    whatever the number of processes. Rank 0 alone reads and writes the files. ``tokens``: generated
+    by all ranks (0 when the table was found complete).
     """
-    cfg, dist = trainer.cfg, trainer.dist
-    table, done = _load_v_star_table(trainer) if dist.is_main else ({}, False)
+    dist = prep.dist
+    table, done = _load_v_star_table(cfg, prep) if dist.is_main else ({}, False)
     table, done = dist.broadcast((table, done))
     if done:
-        return table
-    local = trainer.run_dir / "v_star.json"
-    n = cfg.astarpo.num_value_samples
-    todo = [p for p in trainer.train_problems if trainer.task.describe(p) not in table]
+        return table, 0
+    n, tokens = cfg.astarpo.num_value_samples, 0
+    todo = [p for p in prep.problems if prep.describe(p) not in table]
     chunks = [todo[start : start + chunk] for start in range(0, len(todo), chunk)]
     offsets, seen = [], set(table)  # len(table) before each chunk, as if they ran one after another
     for problems in chunks:
         offsets.append(len(seen))
-        seen.update(trainer.task.describe(p) for p in problems)
-    bar = trainer.progress_bar(
-        total=len(trainer.train_problems), initial=len(table), desc="A*PO stage 1: V* from π_ref"
-    )
+        seen.update(prep.describe(p) for p in problems)
+    bar = prep.progress(total=len(prep.problems), initial=len(table), desc="A*PO stage 1: V* from π_ref")
     for first in range(0, len(chunks), dist.world_size):  # one round = one chunk per rank
         mine = first + dist.rank
         part: tuple[dict, int] = ({}, 0)
         if mine < len(chunks):
-            part = _v_star_chunk(trainer, chunks[mine], cfg.run.seed * 100_003 + offsets[mine], n)
-        for rows, tokens in dist.gather(part):  # in chunk order
+            part = _v_star_chunk(cfg, prep, chunks[mine], cfg.run.seed * 100_003 + offsets[mine], n)
+        for rows, chunk_tokens in dist.gather(part):  # in chunk order
             table.update(rows)
-            trainer.stage1_tokens += tokens
+            tokens += chunk_tokens
             bar.update(len(rows))
         if dist.is_main:
-            _write_json(local, table)
+            _write_json(prep.run_dir / "v_star.json", table)
     bar.close()
     if dist.is_main:
-        shared = trainer.cache_root / "v_star" / f"{v_star_cache_key(trainer)}.json"
+        shared = prep.cache_dir / "v_star" / f"{v_star_cache_key(cfg, prep)}.json"
         shared.parent.mkdir(parents=True, exist_ok=True)
         _write_json(shared, table)
-    return table
+    return table, tokens
 
 
-def _load_v_star_table(trainer: TinyZeroTrainer) -> tuple[dict, bool]:
+def _load_v_star_table(cfg: Config, prep: Preparation) -> tuple[dict, bool]:
     """(the table so far, whether it is complete): the run's own or the shared cached one."""
-    key = v_star_cache_key(trainer)
-    shared = trainer.cache_root / "v_star" / f"{key}.json"
-    local = trainer.run_dir / "v_star.json"
-    stamp = trainer.run_dir / "v_star.key"  # which settings the local table was made with
+    key = v_star_cache_key(cfg, prep)
+    shared = prep.cache_dir / "v_star" / f"{key}.json"
+    local = prep.run_dir / "v_star.json"
+    stamp = prep.run_dir / "v_star.key"  # which settings the local table was made with
     if local.is_file() and (not stamp.is_file() or stamp.read_text().strip() != key):
         local.unlink()  # made with other settings (e.g. another β): never reuse a stale V*
-    trainer.run_dir.mkdir(parents=True, exist_ok=True)
+    prep.run_dir.mkdir(parents=True, exist_ok=True)
     stamp.write_text(key)
     for path in (local, shared):
         if path.is_file():
             table = json.loads(path.read_text())
-            if len(table) == len(trainer.train_problems):
+            if len(table) == len(prep.problems):
                 if not local.is_file():
                     _write_json(local, table)
                 return table, True
     return (json.loads(local.read_text()) if local.is_file() else {}), False
 
 
-def _v_star_chunk(trainer: TinyZeroTrainer, problems: list, seed: int, n: int) -> tuple[dict, int]:
+def _v_star_chunk(cfg: Config, prep: Preparation, problems: list, seed: int, n: int) -> tuple[dict, int]:
     """V* rows for one chunk of prompts, and the tokens generated for them."""
     # A per-chunk seed makes an interrupted stage 1 produce the same table when resumed.
-    # On the model's device: torch.multinomial rejects a CPU generator for CUDA tensors.
-    gen = torch.Generator(device=trainer.device).manual_seed(seed)
-    # run_episodes, not trainer.rollout: count these tokens once, as stage-1 (not generated) tokens.
-    episodes = run_episodes(
-        trainer.ref,
-        trainer.tok,
-        trainer.task,
-        [p for p in problems for _ in range(n)],
-        trainer.sampling(),
-        gen,
-    )
-    rewards = trainer.rewards(episodes).view(len(problems), n)
-    v_star = estimate_v_star(rewards, trainer.cfg.astarpo.beta)
+    episodes = prep.sample_reference([p for p in problems for _ in range(n)], seed)
+    rewards = prep.rewards(episodes).view(len(problems), n)
+    v_star = estimate_v_star(rewards, cfg.astarpo.beta)
     rows = {}
     for i, p in enumerate(problems):
         wins = any(e.success for e in episodes[i * n : (i + 1) * n])
-        rows[trainer.task.describe(p)] = {"v": float(v_star[i]), "success": wins}
+        rows[prep.describe(p)] = {"v": float(v_star[i]), "success": wins}
     return rows, sum(e.num_action_tokens for e in episodes)
 
 
-def training_pool(trainer: TinyZeroTrainer, table: dict[str, dict]) -> list:
+def training_pool(cfg: Config, prep: Preparation, table: dict[str, dict]) -> list:
     """The prompts stage 2 samples from: all of them, or (reference-code option) those π_ref ever solved."""
-    if not trainer.cfg.astarpo.filter_all_failed:
-        return list(trainer.train_problems)
-    kept = [p for p in trainer.train_problems if table[trainer.task.describe(p)]["success"]]
-    return kept or list(trainer.train_problems)
+    if not cfg.astarpo.filter_all_failed:
+        return list(prep.problems)
+    kept = [p for p in prep.problems if table[prep.describe(p)]["success"]]
+    return kept or list(prep.problems)
 
 
-def regress(
-    trainer: TinyZeroTrainer,
+def prepare(cfg: Config, prep: Preparation) -> Prepared:
+    """Stage 1, once per run: the V* table (the state every ``loss`` reads) and the prompts to train on."""
+    table, tokens = build_v_star_table(cfg, prep)
+    pool = training_pool(cfg, prep, table)
+    figures = {"pool_size": len(pool), "v_star/table_mean": mean([row["v"] for row in table.values()])}
+    return Prepared(state=table, problems=pool, metrics=figures, tokens=tokens)
+
+
+# ----------------------------------------------------------------------------- stage 2: one update
+
+
+def regression_loss(
+    cfg: Config,
     batch: Batch,
     lp: LogProbs,
     ref: LogProbs,
     rewards: torch.Tensor,
     v_star: torch.Tensor,
     keep: torch.Tensor | None = None,
-) -> tuple[LogProbs, torch.Tensor, torch.Tensor]:
-    """Loss (3) minus the entropy bonus (plus the optional per-character KL) over the trajectories ``keep``.
-
-    The targets r − V* are fixed for the batch, so with ``training.update_epochs`` > 1 the regression
-    first takes that many − 1 steps on it; the returned loss is the last one, for the trainer's step.
-    With ``astarpo.kl_coef`` > 0, ``lp`` and ``ref`` must carry their distributions (``wants_dist``).
-    Returns the final log-probs, the loss and the entropy.
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Loss (3) over the trajectories ``keep`` (all by default), minus the entropy bonus over every agent
+    token, plus (``astarpo.kl_coef`` > 0) the exact per-character KL over the kept trajectories' tokens.
+    Returns (loss, entropy). With the KL term, ``lp`` and ``ref`` must carry distributions (``needs_dist``).
     """
-    cfg = trainer.cfg
     idx = torch.arange(len(rewards), device=lp.traj.device) if keep is None else keep
-    kept = torch.zeros(len(rewards), dtype=torch.bool, device=lp.traj.device).index_fill(0, idx, True)
-    kept_mask = batch.mask & kept[batch.traj][:, None]  # agent tokens of the kept trajectories
-
-    def loss_of(lp: LogProbs) -> tuple[torch.Tensor, torch.Tensor]:
-        r, v = rewards.to(lp.traj)[idx], v_star.to(lp.traj)[idx]
-        entropy = masked_mean(lp.entropy, batch.mask)
-        loss = astarpo_loss(lp.traj[idx], ref.traj[idx], r, v, cfg.astarpo.beta2, cfg.astarpo.huber_delta)
-        loss = loss - cfg.training.entropy_coef * entropy
-        if cfg.astarpo.kl_coef > 0:
-            assert lp.dist is not None and ref.dist is not None, "astarpo.kl_coef needs dist=True log-probs"
-            loss = loss + cfg.astarpo.kl_coef * masked_mean(token_kl(lp.dist, ref.dist), kept_mask)
-        return loss, entropy
-
-    for _ in range(cfg.training.update_epochs - 1):
-        lp = trainer.step_then_logprobs(loss_of(lp)[0], batch, dist=wants_dist(trainer))
-    loss, entropy = loss_of(lp)
-    return lp, loss, entropy
+    r, v = rewards.to(lp.traj)[idx], v_star.to(lp.traj)[idx]
+    entropy = masked_mean(lp.entropy, batch.mask)
+    loss = astarpo_loss(lp.traj[idx], ref.traj[idx], r, v, cfg.astarpo.beta2, cfg.astarpo.huber_delta)
+    loss = loss - cfg.training.entropy_coef * entropy
+    if cfg.astarpo.kl_coef > 0:
+        assert lp.dist is not None and ref.dist is not None, "astarpo.kl_coef needs dist=True log-probs"
+        kept = torch.zeros(len(rewards), dtype=torch.bool, device=lp.traj.device).index_fill(0, idx, True)
+        kept_mask = batch.mask & kept[batch.traj][:, None]  # agent tokens of the kept trajectories
+        loss = loss + cfg.astarpo.kl_coef * masked_mean(token_kl(lp.dist, ref.dist), kept_mask)
+    return loss, entropy
 
 
-def wants_dist(trainer: TinyZeroTrainer) -> bool:
+def needs_dist(cfg: Config) -> bool:
     """Whether the update needs whole predictive distributions (only the exact KL term does)."""
-    return trainer.cfg.astarpo.kl_coef > 0
-
-
-def policy_and_ref_logprobs(trainer: TinyZeroTrainer, batch: Batch) -> tuple[LogProbs, LogProbs]:
-    """Log-probs under π_θ (with gradients) and π_ref; distributions only when the KL term or the trust
-    region needs them."""
-    dist = wants_dist(trainer) or trainer.trust.enabled
-    lp = trajectory_logprobs(trainer.train_policy, batch, dist=dist)
-    with torch.no_grad():
-        ref = trajectory_logprobs(trainer.ref, batch, dist=dist)
-    trainer.arm_trust_region(batch, lp, ref)  # π_old on this batch: every step of the iteration is held to it
-    return lp, ref
+    return cfg.astarpo.kl_coef > 0
 
 
 def kl_metrics(batch: Batch, lp: LogProbs, ref: LogProbs) -> dict[str, float]:
@@ -272,39 +227,28 @@ def kl_metrics(batch: Batch, lp: LogProbs, ref: LogProbs) -> dict[str, float]:
     return out
 
 
-# ----------------------------------------------------------------------------- stage 2: one update
+def collect(cfg: Config) -> Collect:
+    """Stage 2 needs a single on-policy sample per prompt."""
+    return Collect(prompts=cfg.astarpo.num_trajectories)
 
 
-def step(trainer: TinyZeroTrainer) -> tuple[torch.Tensor, dict]:
-    """One on-policy sample per prompt, loss (3) minus the entropy bonus."""
-    cfg = trainer.cfg
-    if trainer.v_star_table is None:
-        trainer.v_star_table = build_v_star_table(trainer)
-        trainer.problem_pool = training_pool(trainer, trainer.v_star_table)
-    problems = trainer.sample_problems(cfg.astarpo.num_trajectories)
-    return loss_from_episodes(trainer, trainer.rollout(problems, trainer.policy))
+def loss(cfg: Config, data: Rollouts, fwd: Forward, table: dict[str, dict]) -> tuple[torch.Tensor, dict]:
+    """Loss (3) minus the entropy bonus; each episode's V* is read from the stage-1 table under its prompt.
 
-
-def loss_from_episodes(trainer: TinyZeroTrainer, episodes: list[Episode]) -> tuple[torch.Tensor, dict]:
-    """Stage 2's loss on given on-policy episodes (``step`` after its rollout; tests feed fixed ones).
-
-    Each episode's V* is read from ``trainer.v_star_table`` under its own prompt (``episode.problem``).
+    The targets r − V* are fixed for the batch, so more than one update epoch is legitimate.
     """
-    cfg = trainer.cfg
-    rewards = trainer.rewards(episodes)
-    v_star = torch.tensor([trainer.v_star_table[trainer.task.describe(e.problem)]["v"] for e in episodes])
-    batch = make_batch(trainer.tok, episodes, cfg.rollout.history, trainer.device)
-    lp, ref = policy_and_ref_logprobs(trainer, batch)
-    lp, loss, entropy = regress(trainer, batch, lp, ref, rewards, v_star)
-    advantage = rewards - v_star
+    v_star = torch.tensor([table[key]["v"] for key in data.keys])
+    lp, ref = fwd.policy, fwd.ref
+    value, entropy = regression_loss(cfg, data.batch, lp, ref, data.rewards, v_star)
+    advantage = data.rewards - v_star
     metrics = {
         "v_star/mean": float(v_star.mean()),
         "advantage/mean": float(advantage.mean()),
         "advantage/std": float(advantage.std()) if len(advantage) > 1 else 0.0,
-        **kl_metrics(batch, lp, ref),
+        **kl_metrics(data.batch, lp, ref),
         "entropy": float(entropy.detach()),
-        "pool_size": len(trainer.problem_pool),
     }
-    trainer.record_episodes(episodes, rewards, metrics)
-    metrics["v_star/table_mean"] = mean([v["v"] for v in trainer.v_star_table.values()])
-    return loss, metrics
+    return value, metrics
+
+
+ALGORITHM = Algorithm(collect=collect, loss=loss, prepare=prepare, needs_dist=needs_dist)

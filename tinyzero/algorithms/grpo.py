@@ -3,21 +3,17 @@
 For K trajectories of the same prompt:  A_k = (r_k − mean(r)) / (std(r) + ε), applied to every agent
 token of τ_k, with the PPO surrogate  min(ρ_t A, clip(ρ_t, 1−ε, 1+ε) A),  ρ_t = π_θ/π_old per token,
 averaged over tokens, plus optionally β_KL times the k3 estimate of KL(π_θ ‖ π_ref) per token.
-We take one gradient step per batch of rollouts (as A*PO does), so π_old = π_θ at the step and
-ρ = 1: the clip is kept for fidelity and matters once ``update_epochs`` > 1 is added.
+π_old is π_θ before the iteration's first step: with ``training.update_epochs`` = 1 the ratio is 1
+at the step and the clip never acts; from the second epoch on it bounds how far a batch moves π_θ.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 
-from tinyzero.algorithms.common import group_view, make_batch, masked_mean, trajectory_logprobs
-from tinyzero.rollout import Episode
-
-if TYPE_CHECKING:
-    from tinyzero.trainer import TinyZeroTrainer
+from tinyzero.algorithms.common import group_view, masked_mean
+from tinyzero.algorithms.interface import Algorithm, Collect, Forward, Rollouts
+from tinyzero.config import Config
 
 
 def group_advantages(rewards: torch.Tensor, group_size: int, eps: float = 1e-4) -> torch.Tensor:
@@ -35,34 +31,23 @@ def clipped_surrogate(
     return -masked_mean(surrogate, mask)
 
 
-def step(trainer: TinyZeroTrainer) -> tuple[torch.Tensor, dict]:
-    """K trajectories from π_θ for each sampled prompt, then the clipped surrogate on them."""
-    cfg = trainer.cfg
+def collect(cfg: Config) -> Collect:
+    """K = ``num_completions`` trajectories from π_θ for each sampled prompt."""
     k = cfg.num_completions
-    problems = trainer.sample_problems(max(1, cfg.astarpo.num_trajectories // k))
-    episodes = trainer.rollout([p for p in problems for _ in range(k)], trainer.policy)
-    return loss_from_episodes(trainer, episodes)
+    return Collect(prompts=max(1, cfg.astarpo.num_trajectories // k), samples_per_prompt=k)
 
 
-def loss_from_episodes(trainer: TinyZeroTrainer, episodes: list[Episode]) -> tuple[torch.Tensor, dict]:
-    """The loss on given episodes, K = ``num_completions`` consecutive ones per prompt (``step`` after
-    its rollout; tests feed fixed ones)."""
-    cfg = trainer.cfg
-    k = cfg.num_completions
-    rewards = trainer.rewards(episodes)
-    batch = make_batch(trainer.tok, episodes, cfg.rollout.history, trainer.device)
-    lp = trajectory_logprobs(trainer.train_policy, batch, dist=trainer.trust.enabled)
-    with torch.no_grad():
-        ref = trajectory_logprobs(trainer.ref, batch, dist=trainer.trust.enabled)
-    trainer.arm_trust_region(batch, lp, ref)  # training.max_kl_rise: the step is checked on this batch
+def loss(cfg: Config, data: Rollouts, fwd: Forward, state: None = None) -> tuple[torch.Tensor, dict]:
+    """The clipped surrogate with group-normalised advantages (K consecutive episodes per prompt)."""
+    k, rewards, batch, lp, ref = data.group_size, data.rewards, data.batch, fwd.policy, fwd.ref
     adv = group_advantages(rewards, k).to(lp.token)
     token_adv = adv[batch.traj][:, None].expand_as(lp.token)  # each sequence gets its trajectory's A
-    loss = clipped_surrogate(lp.token, lp.token.detach(), token_adv, batch.mask, cfg.grpo.clip_eps)
+    value = clipped_surrogate(lp.token, fwd.old.token, token_adv, batch.mask, cfg.grpo.clip_eps)
     if cfg.grpo.kl_coef > 0:
         log_ratio = ref.token - lp.token  # k3 = exp(log_ratio) − log_ratio − 1 ≥ 0
-        loss = loss + cfg.grpo.kl_coef * masked_mean(torch.exp(log_ratio) - log_ratio - 1, batch.mask)
+        value = value + cfg.grpo.kl_coef * masked_mean(torch.exp(log_ratio) - log_ratio - 1, batch.mask)
     entropy = masked_mean(lp.entropy, batch.mask)
-    loss = loss - cfg.training.entropy_coef * entropy
+    value = value - cfg.training.entropy_coef * entropy
     metrics = {
         "advantage/mean": float(adv.mean()),
         "advantage/std": float(adv.std()),
@@ -70,5 +55,7 @@ def loss_from_episodes(trainer: TinyZeroTrainer, episodes: list[Episode]) -> tup
         "entropy": float(entropy.detach()),
         "reward/group_std": float(group_view(rewards, k).std(dim=1).mean()),
     }
-    trainer.record_episodes(episodes, rewards, metrics)
-    return loss, metrics
+    return value, metrics
+
+
+ALGORITHM = Algorithm(collect=collect, loss=loss)

@@ -6,7 +6,8 @@ agent token, the trajectory's final return. With terminal rewards and γ = λ = 
     A_t = R − V_φ(s_t)        (s_t = the context before agent token t)
 
 and the critic regresses onto R. The policy loss is the clipped surrogate (shared with GRPO) on the
-agent tokens; there is no KL term and no reference model in the loss. One gradient step per batch.
+agent tokens (π_old = π_θ before the iteration's first step); there is no KL term and no reference
+model in the loss. The critic's values are recomputed after every update epoch, the advantages are not.
 
 Advantages are whitened over the batch's agent tokens (``ppo.whiten_advantages``, as most PPO
 implementations do). Without it, once the critic has learned the mean return, every failed trajectory
@@ -18,18 +19,15 @@ format within 10 iterations (format rate 1 → 0, KL 110 nats, measured on Froze
 from __future__ import annotations
 
 import copy
-from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
-from tinyzero.algorithms.common import make_batch, masked_mean, trajectory_logprobs
+from tinyzero.algorithms.common import masked_mean
 from tinyzero.algorithms.grpo import clipped_surrogate
+from tinyzero.algorithms.interface import Algorithm, Collect, Forward, Rollouts
+from tinyzero.config import Config
 from tinyzero.distributed import global_mean
-from tinyzero.rollout import Episode
-
-if TYPE_CHECKING:
-    from tinyzero.trainer import TinyZeroTrainer
 
 
 class Critic(nn.Module):
@@ -60,37 +58,35 @@ def whiten(x: torch.Tensor, mask: torch.Tensor, eps: float = 1e-6) -> torch.Tens
     return (x - mu) / (std + eps) * mask
 
 
-def step(trainer: TinyZeroTrainer) -> tuple[torch.Tensor, dict]:
-    """One trajectory from π_θ per sampled prompt, then the clipped surrogate and the critic's loss."""
-    cfg = trainer.cfg
-    problems = trainer.sample_problems(cfg.astarpo.num_trajectories)
-    return loss_from_episodes(trainer, trainer.rollout(problems, trainer.policy))
+def collect(cfg: Config) -> Collect:
+    """One trajectory from π_θ per sampled prompt."""
+    return Collect(prompts=cfg.astarpo.num_trajectories)
 
 
-def loss_from_episodes(trainer: TinyZeroTrainer, episodes: list[Episode]) -> tuple[torch.Tensor, dict]:
-    """Policy + value loss on given episodes (``step`` after its rollout; tests feed fixed ones)."""
-    cfg = trainer.cfg
-    rewards = trainer.rewards(episodes)
-    batch = make_batch(trainer.tok, episodes, cfg.rollout.history, trainer.device)
-    lp = trajectory_logprobs(trainer.train_policy, batch, dist=trainer.trust.enabled)
-    with torch.no_grad():
-        ref = trajectory_logprobs(trainer.ref, batch, dist=trainer.trust.enabled)
-    trainer.arm_trust_region(batch, lp, ref)  # training.max_kl_rise: the step is checked on this batch
+def loss(cfg: Config, data: Rollouts, fwd: Forward, state: None = None) -> tuple[torch.Tensor, dict]:
+    """The clipped surrogate plus the critic's loss; ``fwd.values`` are V_φ's outputs on the batch."""
+    batch, lp, ref = data.batch, fwd.policy, fwd.ref
+    assert fwd.values is not None and fwd.old_values is not None, (
+        "PPO needs the critic's values (Algorithm.critic)"
+    )
     # The value of the state before token t is read at position t−1 (the logits that predict token t).
-    values = torch.nn.functional.pad(trainer.train_critic(batch.ids, batch.attn)[:, :-1], (1, 0))  # (S, T)
-    returns = rewards.to(values)[batch.traj][:, None].expand_as(values)  # R at every token
-    adv = (returns - values).detach()  # GAE with γ = λ = 1 and a terminal reward
+    values = torch.nn.functional.pad(fwd.values[:, :-1], (1, 0))  # (S, T)
+    old_values = torch.nn.functional.pad(fwd.old_values[:, :-1], (1, 0))
+    returns = data.rewards.to(values)[batch.traj][:, None].expand_as(values)  # R at every token
+    adv = returns - old_values  # GAE with γ = λ = 1 and a terminal reward, fixed for the iteration
     if cfg.ppo.whiten_advantages:
         adv = whiten(adv, batch.mask)
-    policy_loss = clipped_surrogate(lp.token, lp.token.detach(), adv, batch.mask, cfg.ppo.clip_eps)
+    policy_loss = clipped_surrogate(lp.token, fwd.old.token, adv, batch.mask, cfg.ppo.clip_eps)
     value_loss = masked_mean((values - returns) ** 2, batch.mask)
     entropy = masked_mean(lp.entropy, batch.mask)
-    loss = policy_loss + cfg.ppo.value_coef * value_loss - cfg.training.entropy_coef * entropy
+    value = policy_loss + cfg.ppo.value_coef * value_loss - cfg.training.entropy_coef * entropy
     metrics = {
         "advantage/mean": float(masked_mean(adv, batch.mask)),
         "value_loss": float(value_loss.detach()),
         "kl": float((lp.traj.detach() - ref.traj).mean()),
         "entropy": float(entropy.detach()),
     }
-    trainer.record_episodes(episodes, rewards, metrics)
-    return loss, metrics
+    return value, metrics
+
+
+ALGORITHM = Algorithm(collect=collect, loss=loss, critic=make_critic)

@@ -23,16 +23,13 @@ one-turn episodes.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
 import torch
 
-from tinyzero.algorithms.astarpo import estimate_v_star, kl_metrics, policy_and_ref_logprobs, regress
-from tinyzero.algorithms.common import group_view, make_batch
-from tinyzero.rollout import Episode
-
-if TYPE_CHECKING:
-    from tinyzero.trainer import TinyZeroTrainer
+from tinyzero.algorithms.astarpo import estimate_v_star, kl_metrics, needs_dist, regression_loss
+from tinyzero.algorithms.common import group_view
+from tinyzero.algorithms.interface import Algorithm, Collect, Forward, Rollouts
+from tinyzero.config import Config
 
 
 def starpo_s_keep(rewards: torch.Tensor, keep: float) -> torch.Tensor:
@@ -46,51 +43,43 @@ def starpo_s_keep(rewards: torch.Tensor, keep: float) -> torch.Tensor:
     return torch.argsort(rewards.std(dim=1), descending=True, stable=True)[:n_keep]
 
 
-def step(trainer: TinyZeroTrainer) -> tuple[torch.Tensor, dict]:
-    """K trajectories from π_θ per sampled initial state (and K from π_ref for the reference source)."""
-    cfg = trainer.cfg
+def collect(cfg: Config) -> Collect:
+    """K trajectories from π_θ per initial state (and K from π_ref for the reference source)."""
     k = cfg.num_completions
-    n_prompts = max(1, cfg.astarpo.num_trajectories // k)
-    problems = trainer.sample_problems(n_prompts)
-    episodes = trainer.rollout([p for p in problems for _ in range(k)], trainer.policy)
-    ref_eps = None
-    if cfg.astarpo.v_star_source == "reference":  # K fresh π_ref trajectories per initial state
-        ref_eps = trainer.rollout([p for p in problems for _ in range(k)], trainer.ref)
-    return loss_from_episodes(trainer, episodes, ref_eps)
+    return Collect(
+        prompts=max(1, cfg.astarpo.num_trajectories // k),
+        samples_per_prompt=k,
+        from_reference=cfg.astarpo.v_star_source == "reference",
+    )
 
 
-def loss_from_episodes(
-    trainer: TinyZeroTrainer, episodes: list[Episode], ref_episodes: list[Episode] | None = None
-) -> tuple[torch.Tensor, dict]:
-    """The update on given episodes: K = ``num_completions`` consecutive ones per initial state (``step``
-    after its rollouts; tests feed fixed ones). ``ref_episodes``: the K π_ref trajectories per state that
-    ``astarpo.v_star_source: reference`` estimates V* from (unused otherwise)."""
-    cfg = trainer.cfg
-    k = cfg.num_completions
-    rewards = trainer.rewards(episodes)  # (P·K,)
-    batch = make_batch(trainer.tok, episodes, cfg.rollout.history, trainer.device)
-    lp, ref = policy_and_ref_logprobs(trainer, batch)
-
+def loss(cfg: Config, data: Rollouts, fwd: Forward, state: None = None) -> tuple[torch.Tensor, dict]:
+    """A*PO's regression on K consecutive trajectories per initial state, V* estimated from the group."""
+    k, rewards, lp, ref = data.group_size, data.rewards, fwd.policy, fwd.ref
     if cfg.astarpo.v_star_source == "reference":
-        assert ref_episodes is not None, "v_star_source: reference needs the π_ref episodes"
-        v_star = estimate_v_star(group_view(trainer.rewards(ref_episodes), k), cfg.astarpo.beta)  # (P,)
+        assert data.ref_rewards is not None, "v_star_source: reference needs the π_ref episodes"
+        v_star = estimate_v_star(group_view(data.ref_rewards, k), cfg.astarpo.beta)  # (P,)
     else:
-        log_w = group_view(ref.traj - lp.traj.detach(), k)  # log π_ref(τ) − log π_θ(τ)
+        # log π_ref(τ) − log π_old(τ): the sampling policy's, so V* stays fixed over the update epochs
+        log_w = group_view(ref.traj - fwd.old.traj, k)
         v_star = estimate_v_star(group_view(rewards, k), cfg.astarpo.beta, log_w.cpu())  # (P,)
 
     groups = group_view(rewards, k)
     kept = starpo_s_keep(groups, cfg.algorithm.starpo_s_keep)
     sel = (kept[:, None] * k + torch.arange(k)).flatten().to(lp.traj.device)
-    lp, loss, entropy = regress(trainer, batch, lp, ref, rewards, v_star.repeat_interleave(k), keep=sel)
-    advantage = rewards - v_star.repeat_interleave(k)
+    targets = v_star.repeat_interleave(k)
+    value, entropy = regression_loss(cfg, data.batch, lp, ref, rewards, targets, keep=sel)
+    advantage = rewards - targets
     metrics = {
         "v_star/mean": float(v_star.mean()),
         "advantage/mean": float(advantage.mean()),
         "advantage/std": float(advantage.std()),
-        **kl_metrics(batch, lp, ref),
+        **kl_metrics(data.batch, lp, ref),
         "entropy": float(entropy.detach()),
         "reward/group_std": float(groups.std(dim=1).mean()),
         "kept_groups": int(len(kept)),
     }
-    trainer.record_episodes(episodes, rewards, metrics)
-    return loss, metrics
+    return value, metrics
+
+
+ALGORITHM = Algorithm(collect=collect, loss=loss, needs_dist=needs_dist)

@@ -11,28 +11,24 @@ with Gymnasium.
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
+from tinyzero.config import TASKS
 from tinyzero.environments.base import StepResult, Task, TextEpisode
 from tinyzero.environments.countdown import CountdownProblem, CountdownTask
 from tinyzero.environments.countdown_turns import CountdownTurnsEnv, CountdownTurnsTask
 from tinyzero.environments.frozenlake_env import FrozenLakeTask, FrozenLakeTextEnv
 from tinyzero.environments.multiplication import MultiplicationProblem, MultiplicationTask
 
-TASK_CLASSES: dict[str, type[Task]] = {
-    "countdown": CountdownTask,
-    "countdown_turns": CountdownTurnsTask,
-    "frozenlake": FrozenLakeTask,
-    "multiplication": MultiplicationTask,
-}
-
 
 def make_task(cfg: Any) -> Task:
-    """The Task named by ``cfg.name`` (a ``TaskConfig``); unknown names raise ValueError."""
-    cls = TASK_CLASSES.get(cfg.name)
-    if cls is None:
-        raise ValueError(f"unknown task '{cfg.name}'; choose one of {', '.join(sorted(TASK_CLASSES))}")
-    return cls(cfg)
+    """The Task named by ``cfg.name`` (a ``TaskConfig``) in the registry ``tinyzero.config.TASKS``;
+    unknown names raise ValueError."""
+    if cfg.name not in TASKS:
+        raise ValueError(f"unknown task '{cfg.name}'; choose one of {', '.join(sorted(TASKS))}")
+    module, cls = TASKS[cfg.name].split(":")
+    return getattr(importlib.import_module(module), cls)(cfg)
 
 
 __all__ = [

@@ -36,10 +36,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.common import machine_info, write_results  # noqa: E402
+from tinyzero.config import ALGORITHMS as REGISTRY  # noqa: E402
 from tinyzero.config import load_config  # noqa: E402
 from tinyzero.trainer import TinyZeroTrainer  # noqa: E402
 
-ALGORITHMS = ("astarpo", "ragen", "grpo", "ppo")
+ALGORITHMS = tuple(REGISTRY)  # every algorithm the config knows (tinyzero.config.ALGORITHMS)
 TASKS = ("frozenlake", "countdown", "multiplication")
 
 

@@ -86,7 +86,7 @@ def test_quick_run_trains_every_algorithm_and_counts_stage1(tmp_path: Path) -> N
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads(out.read_text())
     runs = {r["algorithm"]: r for r in result["runs"]}
-    assert set(runs) == {"astarpo", "ragen", "grpo", "ppo"}
+    assert set(runs) == {"astarpo", "ragen", "grpo", "ppo", "rloo"}
     for r in runs.values():
         assert [p["iteration"] for p in r["curve"]] == [0, 1, 2, 3]  # eval every iteration in --quick
         assert r["generated_tokens"] > 0 and r["elapsed_s"] > 0

@@ -143,7 +143,7 @@ class TrainingConfig:
     lr: float = 5e-4  # AdamW learning rate
     weight_decay: float = 0.0  # AdamW weight decay
     grad_clip: float = 1.0  # max global gradient norm
-    update_epochs: int = 1  # A*PO/RAGEN: gradient steps on each batch (its regression targets are fixed)
+    update_epochs: int = 1  # gradient steps on each batch (A*PO's targets are fixed; GRPO/PPO/RLOO: vs π_old)
     entropy_coef: float = 0.001  # entropy bonus weight
     eval_every: int = 25  # iterations between held-out evaluations (0 = only at the end)
     eval_problems: int = 200  # held-out problems per evaluation

@@ -116,5 +116,10 @@ def test_settings_without_effect_are_named() -> None:
     )
     assert ineffective_settings(load_config(None, ["algorithm.name=ragen", "num_completions=4"])) == []
     assert any("grpo.*" in n for n in ineffective_settings(load_config(None, ["grpo.kl_coef=0.1"])))
-    for name in ("default", "frozenlake", "countdown", "multiplication"):
+    rloo = ineffective_settings(load_config(ROOT / "configs" / "frozenlake.yaml", ["algorithm.name=rloo"]))
+    assert rloo == [
+        "astarpo.huber_delta is used by algorithm.name=astarpo and ragen only",
+        "astarpo.kl_coef is used by algorithm.name=astarpo and ragen only",
+    ]
+    for name in ("default", "frozenlake", "countdown", "countdown_turns", "multiplication", "reverse"):
         assert ineffective_settings(load_config(ROOT / "configs" / f"{name}.yaml")) == [], name

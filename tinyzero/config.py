@@ -482,6 +482,10 @@ def ineffective_settings(cfg: Config) -> list[str]:
                 notes.append(f"astarpo.{key} is used by algorithm.name=ragen only")
         if cfg.algorithm.starpo_s_keep != default.algorithm.starpo_s_keep:
             notes.append("algorithm.starpo_s_keep (StarPO-S) is used by algorithm.name=ragen only")
+    if name not in ("astarpo", "ragen"):
+        for key in ("beta", "beta2", "huber_delta", "kl_coef"):
+            if getattr(cfg.astarpo, key) != getattr(default.astarpo, key):
+                notes.append(f"astarpo.{key} is used by algorithm.name=astarpo and ragen only")
     if name != "astarpo" and cfg.astarpo.num_value_samples != default.astarpo.num_value_samples:
         notes.append("astarpo.num_value_samples (stage 1) is used by algorithm.name=astarpo only")
     if name != "grpo" and dataclasses.asdict(cfg.grpo) != dataclasses.asdict(default.grpo):

@@ -5,6 +5,7 @@
     python evaluate.py --checkpoint .cache/base_models/<key> --config configs/default.yaml   # a base model
     python evaluate.py --plot runs/fl-ragen runs/fl-grpo --out plots/                # learning curves (PNG)
     python evaluate.py --compare runs/fl-ragen runs/fl-grpo                          # markdown table
+    python evaluate.py --checkpoint runs/default --episodes 6 --samples 1 --gif episodes.gif   # animated
 
 Figures, JSON keys and failure kinds are documented in tinyzero/evaluation/__init__.py.
 """
@@ -59,6 +60,21 @@ def build_parser():
         metavar="N",
         help="FrozenLake: draw N greedy episodes next to the report (default 4 with --report, else 0)",
     )
+    ev.add_argument(
+        "--gif",
+        metavar="FILE",
+        help="frozenlake, countdown_turns: write an animated GIF of greedy episodes here, one after another "
+        "(the agent moving on its map / the numbers left after each operation, then SUCCESS or FAILURE): "
+        "the first N held-out problems (N = --gif-episodes), so --episodes 6 --samples 1 makes one in "
+        "seconds; docs/tasks.md",
+    )
+    ev.add_argument(
+        "--gif-episodes",
+        type=int,
+        default=6,
+        metavar="N",
+        help="episodes in the --gif (6; at most the problems evaluated, --episodes)",
+    )
     ev.add_argument("--sizes", type=int, nargs="+", metavar="S", help="FrozenLake: map sizes to evaluate on")
     ev.add_argument("--slippery", choices=sorted(SLIPPERY), help="FrozenLake: slipperiness to evaluate on")
     ev.add_argument("--ref", metavar="DIR", help="reference base model for the KL (default: the run's base)")
@@ -97,7 +113,11 @@ def main(argv: list[str] | None = None) -> int:
         )
     if args.samples < 1:
         raise UserError(f"--samples {args.samples}: need at least 1 sample per problem (e.g. --samples 8)")
+    if args.gif and args.gif_episodes < 1:
+        raise UserError(f"--gif-episodes {args.gif_episodes}: animate at least 1 episode (e.g. 6)")
     src = E.load_source(args.checkpoint, args.task, args.config, args.overrides, args.device)
+    if args.gif:
+        E.check_gif_task(src.cfg.task.name)  # before minutes of evaluation, not after
     ev = E.evaluate_source(
         src,
         problems=args.episodes,
@@ -118,6 +138,10 @@ def main(argv: list[str] | None = None) -> int:
         anchor = Path(args.report or args.json or "eval.md")
         picture = E.write_episode_pictures(ev, n_pictures, anchor.with_name(anchor.stem + "_episodes.png"))
         written.append(picture)
+    if args.gif:
+        written.append(E.write_evaluation_gif(ev, args.gif_episodes, args.gif))
+        if len(ev.records) < args.gif_episodes:
+            print(f"note: the GIF shows {len(ev.records)} episodes: only that many problems were evaluated")
     if args.report:
         report = Path(args.report)
         report.parent.mkdir(parents=True, exist_ok=True)

@@ -3,6 +3,8 @@
     python evaluate.py --plot runs/fl-ragen runs/fl-grpo --out plots/
     python evaluate.py --checkpoint runs/fl-ragen --report eval.md --pictures 6   # eval_episodes.png
 
+``draw_lake`` draws one map and its path; the animated GIFs (``tinyzero.evaluation.animation``) draw
+their FrozenLake frames with it too, so a PNG and a GIF frame show a map the same way.
 Matplotlib's object API (``Figure`` + the Agg canvas) is used instead of pyplot, so nothing here
 touches global plotting state or needs a display.
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
@@ -129,7 +132,64 @@ def plot_learning_curves(run_dirs: list[str | Path], out_dir: str | Path) -> lis
 # ---------------------------------------------------------------------------------------------- FrozenLake
 _TILE = {"S": 0, "F": 1, "H": 2, "G": 3}
 _TILE_COLORS = ListedColormap(["#c9e8c0", "#e3f1fb", "#23415e", "#f3c544"])
+PATH_COLOR = "#e4572e"  # the start circle and the arrows of the moves taken
+AGENT_COLOR = "#8e44ad"  # the player's disc in animated frames: no tile or mark uses purple
 _END_MARK = {"solved": ("*", "#1b7f1b", 22), "hole": ("X", "#d62728", 14)}
+_OTHER_END = ("s", "#ff7f0e", 11)  # stopped on the ice (out of turns, invalid moves, context full)
+
+
+def draw_lake(
+    ax: Axes,
+    desc: tuple[str, ...] | list[str],
+    cells: list[tuple[int, int]],
+    end: str | None = None,
+    agent: tuple[int, int] | None = None,
+    agent_size: float = 16.0,
+) -> None:
+    """Draw one map (start, ice, holes, goal) on ``ax`` with the path ``cells`` (start first) as arrows.
+
+    ``end``: the outcome (solved | hole | other) to mark on the last cell (green star, red X, orange
+    square), None for no mark; ``agent``: a purple disc on that cell, ``agent_size`` points across.
+    Why one function: the PNG pictures and the animated GIF (``tinyzero.evaluation.animation``) show
+    the same map, so they draw it with the same code.
+    """
+    size = len(desc)
+    grid = [[_TILE[ch] for ch in row] for row in desc]
+    ax.imshow(grid, cmap=_TILE_COLORS, vmin=0, vmax=3)
+    for r, row in enumerate(desc):
+        for c, ch in enumerate(row):
+            label = {"S": "start", "H": "hole", "G": "goal"}.get(ch)
+            if label:  # in the cell's corner, clear of the arrows through its centre
+                color = "white" if ch == "H" else "black"
+                ax.text(c - 0.44, r - 0.42, label, ha="left", va="top", fontsize=7, color=color)
+    for i in range(size + 1):  # cell borders drawn as lines: tick grids lose one axis under imshow
+        ax.axhline(i - 0.5, color="#7f7f7f", lw=0.8)
+        ax.axvline(i - 0.5, color="#7f7f7f", lw=0.8)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    crossed: dict[frozenset, int] = {}
+    for (r0, c0), (r1, c1) in zip(cells, cells[1:]):
+        if (r0, c0) == (r1, c1):
+            continue
+        # an edge crossed again (back and forth) is drawn beside the earlier arrow, not over it
+        edge = frozenset(((r0, c0), (r1, c1)))
+        off = 0.14 * crossed.get(edge, 0) * (1 if (r1, c1) > (r0, c0) else -1)
+        crossed[edge] = crossed.get(edge, 0) + 1
+        dx, dy = c1 - c0, r1 - r0
+        ox, oy = -dy * off, dx * off
+        ax.annotate(
+            "",
+            xy=(c1 + ox - 0.18 * dx, r1 + oy - 0.18 * dy),
+            xytext=(c0 + ox + 0.18 * dx, r0 + oy + 0.18 * dy),
+            arrowprops={"arrowstyle": "-|>", "color": PATH_COLOR, "lw": 2.2, "mutation_scale": 14},
+        )
+    if end is not None:
+        r_end, c_end = cells[-1]
+        marker, color, ms = _END_MARK.get(end, _OTHER_END)
+        ax.plot([c_end], [r_end], marker=marker, color=color, ms=ms, mec="white", mew=1.2)
+    ax.plot([cells[0][1]], [cells[0][0]], "o", color=PATH_COLOR, ms=8, mec="white", mew=1.2)
+    if agent is not None:
+        ax.plot([agent[1]], [agent[0]], "o", color=AGENT_COLOR, ms=agent_size, mec="white", mew=1.5)
 
 
 def plot_frozenlake_episodes(episodes: list[dict], path: str | Path, title: str = "") -> Path:
@@ -146,42 +206,7 @@ def plot_frozenlake_episodes(episodes: list[dict], path: str | Path, title: str 
     for ax in axes.flat[len(episodes) :]:
         ax.axis("off")
     for ax, ep in zip(axes.flat, episodes):
-        desc = ep["desc"]
-        size = len(desc)
-        grid = [[_TILE[ch] for ch in row] for row in desc]
-        ax.imshow(grid, cmap=_TILE_COLORS, vmin=0, vmax=3)
-        for r, row in enumerate(desc):
-            for c, ch in enumerate(row):
-                label = {"S": "start", "H": "hole", "G": "goal"}.get(ch)
-                if label:  # in the cell's corner, clear of the arrows through its centre
-                    color = "white" if ch == "H" else "black"
-                    ax.text(c - 0.44, r - 0.42, label, ha="left", va="top", fontsize=7, color=color)
-        for i in range(size + 1):  # cell borders drawn as lines: tick grids lose one axis under imshow
-            ax.axhline(i - 0.5, color="#7f7f7f", lw=0.8)
-            ax.axvline(i - 0.5, color="#7f7f7f", lw=0.8)
-        ax.set_xticks([])
-        ax.set_yticks([])
-        cells = ep["path"]
-        crossed: dict[frozenset, int] = {}
-        for (r0, c0), (r1, c1) in zip(cells, cells[1:]):
-            if (r0, c0) == (r1, c1):
-                continue
-            # an edge crossed again (back and forth) is drawn beside the earlier arrow, not over it
-            edge = frozenset(((r0, c0), (r1, c1)))
-            off = 0.14 * crossed.get(edge, 0) * (1 if (r1, c1) > (r0, c0) else -1)
-            crossed[edge] = crossed.get(edge, 0) + 1
-            dx, dy = c1 - c0, r1 - r0
-            ox, oy = -dy * off, dx * off
-            ax.annotate(
-                "",
-                xy=(c1 + ox - 0.18 * dx, r1 + oy - 0.18 * dy),
-                xytext=(c0 + ox + 0.18 * dx, r0 + oy + 0.18 * dy),
-                arrowprops={"arrowstyle": "-|>", "color": "#e4572e", "lw": 2.2, "mutation_scale": 14},
-            )
-        r_end, c_end = cells[-1]
-        marker, color, ms = _END_MARK.get(ep["outcome"], ("s", "#ff7f0e", 11))
-        ax.plot([c_end], [r_end], marker=marker, color=color, ms=ms, mec="white", mew=1.2)
-        ax.plot([cells[0][1]], [cells[0][0]], "o", color="#e4572e", ms=8, mec="white", mew=1.2)
+        draw_lake(ax, ep["desc"], ep["path"], end=ep["outcome"])
         ax.set_title(ep.get("caption", ""), fontsize=9)
     legend = (
         "orange circle: start · arrows: moves taken · green star: reached the goal · "

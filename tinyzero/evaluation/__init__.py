@@ -4,6 +4,7 @@
     python evaluate.py --checkpoint .cache/base_models/frozenlake-tiny-ab8a4049f7cc   # a base model
     python evaluate.py --plot runs/fl-ragen runs/fl-grpo --out plots/                  # learning curves
     python evaluate.py --compare runs/fl-ragen runs/fl-grpo                            # markdown table
+    python evaluate.py --checkpoint runs/fl --episodes 6 --samples 1 --gif fl.gif       # animated episodes
 
 ``from tinyzero import evaluation as E`` gives every public name of the modules below, which split
 it by concern, each importing only modules listed before it:
@@ -13,6 +14,8 @@ it by concern, each importing only modules listed before it:
     episodes   figures and analyses of episodes: fixed plan, ``reads_map``, failure kinds and reasons
     running    ``evaluate_source``: plays the held-out episodes and builds the JSON document
     reports    ``console_table``, ``write_json``, ``markdown_report``, ``write_episode_pictures``
+    animation  ``write_evaluation_gif`` (``evaluate.py --gif``): animated greedy episodes of frozenlake
+               and countdown_turns; ``gif_frames`` gives the state each frame draws
     compare    ``compare_runs`` (run reading itself, ``read_metrics`` / ``run_info``, is ``tinyzero.runs``,
                shared with ``tinyzero.plots``, which imports nothing from this package)
 
@@ -60,6 +63,19 @@ JSON schema (``SCHEMA_VERSION`` = 1; every key is always present, ``null`` where
 
 from __future__ import annotations
 
+from tinyzero.evaluation.animation import (
+    GIF_TASKS,
+    HOLD_FRAMES,
+    CountdownFrame,
+    LakeFrame,
+    check_gif_task,
+    countdown_frames,
+    gif_frames,
+    lake_frames,
+    pick_animated,
+    write_episode_gif,
+    write_evaluation_gif,
+)
 from tinyzero.evaluation.compare import COMPARE_COLUMNS, COMPARE_NOTE, compare_runs
 from tinyzero.evaluation.episodes import (
     Record,
@@ -72,12 +88,14 @@ from tinyzero.evaluation.episodes import (
     normalize_action,
     reads_map,
     replay_plan,
+    turn_cells,
 )
 from tinyzero.evaluation.reports import (
     console_table,
     map_text,
     markdown_report,
     pick_pictured,
+    source_name,
     write_episode_pictures,
     write_json,
 )
@@ -99,38 +117,51 @@ __all__ = [
     "CHUNK",
     "COMPARE_COLUMNS",
     "COMPARE_NOTE",
+    "CountdownFrame",
     "EPISODE_KEYS",
     "EPISODE_LABELS",
     "Evaluation",
     "FAILURE_KINDS",
     "FAILURE_TITLES",
+    "GIF_TASKS",
     "GROUP_KEYS",
+    "HOLD_FRAMES",
+    "LakeFrame",
     "READS_MAP_KEYS",
     "Record",
     "SCHEMA_VERSION",
     "Source",
     "TOP_KEYS",
+    "check_gif_task",
     "compare_runs",
     "console_table",
     "count_failures",
+    "countdown_frames",
     "episode_figures",
     "episode_path",
     "evaluate_source",
     "explain_failure",
     "failure_kind",
     "fixed_plan",
+    "gif_frames",
     "kl_to_reference",
+    "lake_frames",
     "load_reference",
     "load_source",
     "map_text",
     "markdown_report",
     "normalize_action",
+    "pick_animated",
     "pick_device",
     "pick_pictured",
     "read_metrics",
     "reads_map",
     "replay_plan",
     "run_info",
+    "source_name",
+    "turn_cells",
+    "write_episode_gif",
     "write_episode_pictures",
+    "write_evaluation_gif",
     "write_json",
 ]

@@ -110,38 +110,57 @@ def _player(observation: str) -> tuple[int, int] | None:
     return None
 
 
-def episode_path(desc: tuple[str, ...], episode: Episode, task_cfg: Any) -> list[tuple[int, int]]:
-    """Cells visited, start first. Non-slippery: every move, replayed exactly. Slippery: the positions
-    seen at the start of each turn, and a last cell inferred from the outcome (hole / goal) next to it."""
+Cell = tuple[int, int]
+
+
+def turn_cells(desc: tuple[str, ...], episode: Episode, task_cfg: Any) -> tuple[Cell, list[list[Cell]]]:
+    """The start cell and, per turn, the cells the player stood on after that turn's moves.
+
+    Why per turn: the animated GIF draws one frame per move and needs to know which turn a move
+    belongs to; ``episode_path`` is the same cells flattened. Non-slippery: every move replayed exactly
+    (a move into the wall repeats the cell; an unparseable turn has no cell). Slippery: where the next
+    turn's observation shows the player (nothing when it did not move), and a last cell inferred from
+    the outcome (hole / goal) next to it.
+    """
     n = len(desc)
     flat = "".join(desc)
-    s = flat.index("S")
-    path = [divmod(s, n)]
+    start = divmod(flat.index("S"), n)
+    pos, groups = start, []
     k = task_cfg.max_actions_per_turn
 
-    def move(pos: tuple[int, int], a: int) -> tuple[int, int]:
-        r, c = pos[0] + _DELTAS[a][0], pos[1] + _DELTAS[a][1]
-        return (r, c) if 0 <= r < n and 0 <= c < n else pos
+    def move(at: Cell, a: int) -> Cell:
+        r, c = at[0] + _DELTAS[a][0], at[1] + _DELTAS[a][1]
+        return (r, c) if 0 <= r < n and 0 <= c < n else at
 
     for t, (turn, text) in enumerate(zip(episode.turns, episode.actions)):
+        groups.append([])
         seen = _player(turn.observation)
-        if seen is not None and seen != path[-1]:
-            path.append(seen)  # a slip moved the player somewhere else than intended
+        if seen is not None and seen != pos:
+            groups[max(t - 1, 0)].append(seen)  # a slip moved the player somewhere else than intended
+            pos = seen
         last = t == len(episode.turns) - 1
         if task_cfg.is_slippery and not last:
             continue  # the next turn's observation says where the player really went
-        pos, steps = path[-1], []
+        at, steps = pos, []
         for a in parse_actions(text, k) or []:
-            pos = move(pos, a)
-            steps.append(pos)
-            if desc[pos[0]][pos[1]] in "HG":
+            at = move(at, a)
+            steps.append(at)
+            if desc[at[0]][at[1]] in "HG":
                 break
         want = {"hole": "H", "solved": "G"}.get(episode.reason)
         if task_cfg.is_slippery and want and (not steps or desc[steps[-1][0]][steps[-1][1]] != want):
-            near = [move(path[-1], a) for a in range(4)]
+            near = [move(pos, a) for a in range(4)]
             steps = [p for p in near if desc[p[0]][p[1]] == want][:1]  # where it must have slipped to
-        path += steps
-    return path
+        groups[t] += steps
+        pos = steps[-1] if steps else pos
+    return start, groups
+
+
+def episode_path(desc: tuple[str, ...], episode: Episode, task_cfg: Any) -> list[Cell]:
+    """Cells visited, start first. Non-slippery: every move, replayed exactly. Slippery: the positions
+    seen at the start of each turn, and a last cell inferred from the outcome (hole / goal) next to it."""
+    start, groups = turn_cells(desc, episode, task_cfg)
+    return [start, *(cell for cells in groups for cell in cells)]
 
 
 def failure_kind(task: Task, episode: Episode) -> str | None:

@@ -247,9 +247,11 @@ def write_episode_pictures(ev: Evaluation, n: int, path: str | Path) -> Path | N
                 f"reward {rec.greedy.reward:+.2f}, optimum {rec.optimum:.2f}",
             }
         )
-    src = ev.figures["source"]
+    return plot_frozenlake_episodes(items, path, f"Greedy held-out episodes of {source_name(ev.figures)}")
+
+
+def source_name(figures: dict) -> str:
+    """What was evaluated, for picture titles: the run (or model directory) and the iteration."""
+    src = figures["source"]
     name = Path(src["run_dir"]).name if src["run_dir"] else Path(src["path"]).name
-    title = f"Greedy held-out episodes of {name}" + (
-        f" (iteration {src['iteration']})" if src["iteration"] is not None else ""
-    )
-    return plot_frozenlake_episodes(items, path, title)
+    return name + (f" (iteration {src['iteration']})" if src["iteration"] is not None else "")

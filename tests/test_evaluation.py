@@ -108,6 +108,20 @@ def test_base_model(runs: dict[str, Path]) -> None:
     assert len(ev.records) == 5 and all(len(r.sampled) == 4 for r in ev.records)
 
 
+def test_larger_maps_get_a_horizon_where_the_optimum_is_not_zero(runs: dict[str, Path]) -> None:
+    """--sizes on larger maps scales max_turns with the corner-to-corner path, so value iteration's
+    optimum is the maps' own (1 for a solvable non-slippery map), not 0 by a too-short horizon."""
+    src = E.load_source(runs["run"], device="cpu")  # smoke config: 4×4 maps, max_turns 6
+    assert src.cfg.task.size == 4 and src.cfg.task.max_turns == 6
+    ev = E.evaluate_source(src, problems=3, samples=1, sizes=[3, 4, 6])
+    names = [g["name"] for g in ev.figures["groups"]]
+    assert names == ["3x3 not slippery", "4x4 not slippery", "6x6 not slippery, 10 turns"]  # 6·5/3
+    assert ev.figures["groups"][2]["mean_optimum"] == 1.0
+    # the horizon it replaces: with 6 turns no 6×6 map can be solved (its shortest path is ≥ 10 moves)
+    six = make_task(load_config(None, ["task.size=6", "task.max_turns=6", "task.num_test=3"]).task)
+    assert all(six.optimum(p) == 0.0 for p in six.problems("test"))
+
+
 def test_checkpoint_figures_report_and_pictures(runs: dict[str, Path], tmp_path: Path) -> None:
     src = E.load_source(runs["run"], device="cpu")  # the run dir itself resolves to checkpoints/latest
     assert src.kind == "checkpoint" and src.iteration == 2 and src.path.name == "iter_000002"

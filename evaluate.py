@@ -80,8 +80,8 @@ def build_parser():
         type=int,
         nargs="+",
         metavar="S",
-        help="FrozenLake: map sizes to evaluate on; larger maps get max_turns scaled like the corner-to-corner "
-        "path (8 turns on 4x4 -> 14 on 6x6), shown in the group's name",
+        help="FrozenLake: map sizes to evaluate on; larger maps get max_turns scaled like the corner-to-"
+        "corner path (8 turns on 4x4 -> 14 on 6x6), shown in the group's name",
     )
     ev.add_argument("--slippery", choices=sorted(SLIPPERY), help="FrozenLake: slipperiness to evaluate on")
     ev.add_argument("--ref", metavar="DIR", help="reference base model for the KL (default: the run's base)")

@@ -21,6 +21,7 @@ from tinyzero.context import Turn, build_context  # noqa: E402
 from tinyzero.environments import countdown as cd  # noqa: E402
 from tinyzero.environments import make_task  # noqa: E402
 from tinyzero.environments import multiplication as mul  # noqa: E402
+from tinyzero.environments import reverse as rev  # noqa: E402
 from tinyzero.environments.frozenlake_env import (  # noqa: E402
     ACTION_NAMES,
     FrozenLakeTextEnv,
@@ -202,6 +203,81 @@ def multiplication_section() -> list[str]:
     ]
 
 
+def reverse_section() -> list[str]:
+    task, _ = task_for("reverse")
+    q = task.problems("test", 1)[0]
+    prompt, back = task.episode(q).prompt, q.word[::-1]
+    outputs = [
+        (f"<answer>{back}</answer>", "correct"),
+        (f"<answer>{q.word}</answer>", "the copy: the base model's habit"),
+        (f"<answer>{back[1:]}</answer>", "other letters"),
+        (f"<answer>{back.upper()}</answer>", "not lowercase letters"),
+        (f"<answer> {back}</answer>", "not lowercase letters"),
+        (back, "no answer tag"),
+    ]
+    rows = ["| model output | score | reason | |", "|---|---|---|---|"]
+    for text, note in outputs:
+        score, reason = rev.score_and_reason(text, q.word)
+        rows.append(f"| {cell(text)} | {score} | `{reason}` | {note} |")
+    return [
+        "## reverse",
+        "",
+        f"Write a word of {min(rev.LENGTHS)}–{max(rev.LENGTHS)} lowercase letters backwards (no "
+        "palindromes); one turn. The task added as docs/extending.md's worked example. A real held-out problem:",
+        "",
+        code(prompt + f"<answer>{back}</answer>"),
+        "",
+        f"Scores of `tinyzero.environments.reverse.score_and_reason(solution, word={q.word!r})`:",
+        "",
+        *rows,
+        "",
+        "The base model's corpus reverses the word with probability `pretrain.skill` and otherwise copies "
+        "it: a consistent wrong habit that only the reward tells apart from the right answer.",
+    ]
+
+
+def watching_section() -> list[str]:
+    """How to animate episodes (written by hand: the flags are evaluate.py's)."""
+    return [WATCHING]
+
+
+WATCHING = """\
+## Watching episodes: `evaluate.py --gif`
+
+`--gif FILE` writes an animated GIF of greedy held-out episodes, one after another, for the two
+multi-turn tasks (any other task is a one-line error, exit code 2, before anything is evaluated):
+
+```bash
+python evaluate.py --checkpoint runs/default --episodes 6 --samples 1 --gif runs/default/episodes.gif
+```
+
+- **Which episodes**: the greedy episodes of the first `--gif-episodes` (default 6) held-out problems, in
+  the evaluation's order: a fair sample, not a chosen one (the PNG pictures of `--report` put a failure
+  of each kind first). With `--sizes`/`--slippery` the groups take turns. The GIF shows at most the
+  problems evaluated, so pass `--episodes` ≥ `--gif-episodes`; `--samples 1` keeps the rest of the
+  evaluation short (about 10 s for the default FrozenLake model on one CPU thread).
+- **frozenlake**: the map drawn as the `--report` pictures draw it (same code,
+  `tinyzero.plots.draw_lake`): holes, goal, the arrows of the moves so far and the agent as a purple
+  disc, one frame at the start and one per move (a turn of k moves is k frames; a turn that does not
+  parse is one frame where nothing moves, a move into the wall one where the agent stays). On slippery
+  ice a frame is where the player ended up after the turn, read from the next observation.
+- **countdown_turns**: the target, the numbers left after each operation and the operations so far
+  (`13*2 = 26`, `restart`, `'13*5' invalid`), one frame per turn.
+- **The end**: the last state stays 4 frames (1.6 s) with a green background and `SUCCESS: reached the
+  goal` / `SOLVED: made 40`, or a red one and `FAILURE: fell in a hole` / `out of turns` / `invalid move,
+  then out of turns` (`FAILED: dead end: 29 is not 40`, `invalid operation`, ...); FrozenLake also marks
+  the last cell (green star, red X, orange square) as the PNG does. The title says which episode and turn.
+- **Format**: 360 × 420 pixels (countdown_turns 360 × 300), 400 ms a frame, looping; six FrozenLake
+  episodes take about 250 KB. A grey bar along the bottom grows every frame, so no two frames are equal
+  and the GIF has exactly one frame per state. The same checkpoint and seed always give the same bytes.
+- In Python: `E.write_evaluation_gif(ev, n, path)` after `E.evaluate_source`, or
+  `E.write_episode_gif([(task, episode), ...], path)` for any episodes; `E.gif_frames(...)` returns the
+  state each frame draws (agent cell, path so far, numbers left, how it ended). Tests:
+  `tests/test_gif.py`.
+
+![Six greedy held-out FrozenLake episodes of a RAGEN + A*PO run](img/frozenlake_episodes.gif)"""  # noqa: E501 (markdown lines are kept whole)
+
+
 def shortest_walk(desc: tuple[str, ...], target: str) -> list[str]:
     """Fewest moves from the start, over frozen cells, onto a ``target`` cell (breadth-first search)."""
     n = len(desc)
@@ -361,6 +437,8 @@ def summary_section() -> list[str]:
         "valid | an invalid operation |",
         "| multiplication | the last `<answer>` holds a×b | it holds another plain integer | no answer, or "
         "not a plain integer |",
+        "| reverse | the last `<answer>` holds the word reversed | other lowercase letters | no answer, or "
+        "any other character |",
         "| frozenlake | +1 when the goal is reached (the episode's reward is the sum over turns) | — | "
         "hole or out of turns; each unparseable turn subtracts `task.invalid_penalty` |",
         "",
@@ -395,7 +473,11 @@ def main() -> None:
         "",
         *frozenlake_section(),
         "",
+        *reverse_section(),
+        "",
         *summary_section(),
+        "",
+        *watching_section(),
     ]
     print("\n".join(parts))
 

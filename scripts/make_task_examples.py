@@ -223,7 +223,8 @@ def reverse_section() -> list[str]:
         "## reverse",
         "",
         f"Write a word of {min(rev.LENGTHS)}–{max(rev.LENGTHS)} lowercase letters backwards (no "
-        "palindromes); one turn. The task added as docs/extending.md's worked example. A real held-out problem:",
+        "palindromes); one turn. The task added as docs/extending.md's worked example. A real held-out "
+        "problem:",
         "",
         code(prompt + f"<answer>{back}</answer>"),
         "",

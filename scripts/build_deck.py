@@ -270,6 +270,7 @@ img { max-width: 100%; }
 img.wide { display: block; max-height: 470px; margin: 0 auto; }
 .math { margin: 4px 0 12px; }
 .small, .small li { font-size: 17px; color: #55607a; }
+.dense table { font-size: 13px; } .dense td, .dense th { padding: 3px 8px; } .dense p { font-size: 18px; }
 .cols { display: flex; gap: 36px; align-items: flex-start; } .cols > div { flex: 1; }
 .frozenlake .io { flex: 0 0 190px; } .frozenlake .maps { flex: 1; text-align: center; }
 .frozenlake .maps img { max-height: 370px; }

@@ -31,10 +31,11 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from handmade import make_trainer  # noqa: E402  (tests/ is on the path: pytest's, or this script's own)
+
 from tinyzero.config import load_config  # noqa: E402
 from tinyzero.pretrain import ensure_base_model  # noqa: E402
 from tinyzero.runs import read_metrics  # noqa: E402
-from tinyzero.trainer import TinyZeroTrainer  # noqa: E402
 
 GOLDEN = ROOT / "tests" / "data" / "behaviour.json"
 SMOKE = ROOT / "configs" / "smoke.yaml"
@@ -83,17 +84,7 @@ def weights_sha256(modules: list[torch.nn.Module | None]) -> str:
 
 def fingerprint(config: Path, overrides: list[str], cache: Path, out_dir: Path) -> dict:
     """Train the config to the end; the final weights' hash and the metrics without clock readings."""
-    cfg = load_config(
-        config,
-        [
-            f"run.out_dir={out_dir}",
-            f"pretrain.cache_dir={cache}",
-            "run.device=cpu",
-            "run.threads=1",
-            *overrides,
-        ],
-    )
-    trainer = TinyZeroTrainer(cfg, progress=False)
+    trainer = make_trainer(cache, out_dir, *overrides, config=config)
     trainer.train()
     records = [
         {k: v for k, v in r.items() if k not in CLOCK_KEYS and not k.startswith("memory/")}

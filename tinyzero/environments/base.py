@@ -76,6 +76,26 @@ class GymTextEpisode:
         return StepResult("" if self.done else obs + "\n", float(reward), self.done, info)
 
 
+class AnswerEpisode:
+    """A one-turn ``TextEpisode``: the prompt, then one answer scored by ``score`` (the task's
+    ``score_and_reason`` on this problem: (score, reason)); 1.0 is success, anything above 0 is
+    well-formed. Shared by the single-turn tasks (countdown, multiplication, reverse)."""
+
+    def __init__(self, problem: Any, prompt: str, score: Callable[[str], tuple[float, str]]):
+        self.problem = problem
+        self.prompt = prompt
+        self.score = score
+        self.done = False
+
+    def step(self, action: str) -> StepResult:
+        if self.done:
+            raise RuntimeError("step() called on a finished episode")
+        self.done = True
+        score, reason = self.score(action)
+        info = {"success": score == 1.0, "format_ok": score > 0.0, "reason": reason}
+        return StepResult(observation="", reward=score, done=True, info=info)
+
+
 class Task(ABC):
     """A family of problems with checkable rewards, as text episodes."""
 

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from tinyzero.environments.arith import MAX_ABS, evaluate_tree, numbers_used, parse_expression
-from tinyzero.environments.base import StepResult, Task, sample_problems
+from tinyzero.environments.base import AnswerEpisode, Task, sample_problems
 
 OPEN, CLOSE = "<answer>", "</answer>"
 
@@ -254,23 +254,6 @@ def make_prompt(problem: CountdownProblem) -> str:
     return f"Use {' '.join(str(x) for x in problem.numbers)} to make {problem.target}\n"
 
 
-class CountdownEpisode:
-    """One-step episode: the answer is scored by ``compute_score``."""
-
-    def __init__(self, problem: CountdownProblem):
-        self.problem = problem
-        self.prompt = make_prompt(problem)
-        self.done = False
-
-    def step(self, action: str) -> StepResult:
-        if self.done:
-            raise RuntimeError("step() called on a finished episode")
-        self.done = True
-        score, reason = score_and_reason(action, self.problem.target, self.problem.numbers)
-        info = {"success": score == 1.0, "format_ok": score > 0.0, "reason": reason}
-        return StepResult(observation="", reward=score, done=True, info=info)
-
-
 class CountdownTask(Task):
     name = "countdown"
     max_turns = 1
@@ -296,9 +279,11 @@ class CountdownTask(Task):
             what=f"countdown({cfg.num_numbers} numbers <= {cfg.max_number}, targets <= {cfg.max_target})",
         )
 
-    def episode(self, problem: CountdownProblem, seed: int | None = None) -> CountdownEpisode:
+    def episode(self, problem: CountdownProblem, seed: int | None = None) -> AnswerEpisode:
         """``seed`` is accepted for a uniform signature; a single-turn episode has no randomness."""
-        return CountdownEpisode(problem)
+        return AnswerEpisode(
+            problem, make_prompt(problem), lambda a: score_and_reason(a, problem.target, problem.numbers)
+        )
 
     def behaviour_turns(
         self, problem: CountdownProblem, rng: random.Random, skill: float

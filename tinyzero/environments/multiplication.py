@@ -30,7 +30,7 @@ import random
 import re
 from dataclasses import dataclass
 
-from tinyzero.environments.base import StepResult, Task, sample_problems
+from tinyzero.environments.base import AnswerEpisode, Task, sample_problems
 from tinyzero.environments.countdown import CLOSE, OPEN, extract_answer
 
 MAX_ANSWER_DIGITS = 20
@@ -110,23 +110,6 @@ def make_prompt(problem: MultiplicationProblem) -> str:
     return f"{problem.a}*{problem.b}=\n"
 
 
-class MultiplicationEpisode:
-    """One-step episode: the answer is scored by ``compute_score``."""
-
-    def __init__(self, problem: MultiplicationProblem):
-        self.problem = problem
-        self.prompt = make_prompt(problem)
-        self.done = False
-
-    def step(self, action: str) -> StepResult:
-        if self.done:
-            raise RuntimeError("step() called on a finished episode")
-        self.done = True
-        score, reason = score_and_reason(action, self.problem.a, self.problem.b)
-        info = {"success": score == 1.0, "format_ok": score > 0.0, "reason": reason}
-        return StepResult(observation="", reward=score, done=True, info=info)
-
-
 class MultiplicationTask(Task):
     name = "multiplication"
     max_turns = 1
@@ -146,9 +129,11 @@ class MultiplicationTask(Task):
             split, n, self.cfg.seed, draw, canonical=_canonical, what=f"multiplication({da}x{db} digits)"
         )
 
-    def episode(self, problem: MultiplicationProblem, seed: int | None = None) -> MultiplicationEpisode:
+    def episode(self, problem: MultiplicationProblem, seed: int | None = None) -> AnswerEpisode:
         """``seed`` is accepted for a uniform signature; a single-turn episode has no randomness."""
-        return MultiplicationEpisode(problem)
+        return AnswerEpisode(
+            problem, make_prompt(problem), lambda a: score_and_reason(a, problem.a, problem.b)
+        )
 
     def behaviour_turns(
         self, problem: MultiplicationProblem, rng: random.Random, skill: float

@@ -22,7 +22,7 @@ import re
 import string
 from dataclasses import dataclass
 
-from tinyzero.environments.base import StepResult, Task, sample_problems
+from tinyzero.environments.base import AnswerEpisode, Task, sample_problems
 from tinyzero.environments.countdown import CLOSE, OPEN, extract_answer
 
 LENGTHS = range(3, 8)  # letters per word
@@ -48,23 +48,6 @@ def make_prompt(problem: ReverseProblem) -> str:
     return f"reverse: {problem.word}\n"
 
 
-class ReverseEpisode:
-    """One-step episode: the answer is scored by ``score_and_reason``."""
-
-    def __init__(self, problem: ReverseProblem):
-        self.problem = problem
-        self.prompt = make_prompt(problem)
-        self.done = False
-
-    def step(self, action: str) -> StepResult:
-        if self.done:
-            raise RuntimeError("step() called on a finished episode")
-        self.done = True
-        score, reason = score_and_reason(action, self.problem.word)
-        info = {"success": score == 1.0, "format_ok": score > 0.0, "reason": reason}
-        return StepResult(observation="", reward=score, done=True, info=info)
-
-
 class ReverseTask(Task):
     name = "reverse"
     max_turns = 1
@@ -77,9 +60,9 @@ class ReverseTask(Task):
         n = self._split_n(split, n)
         return sample_problems(split, n, self.cfg.seed, draw, canonical=self.describe, what="reverse")
 
-    def episode(self, problem: ReverseProblem, seed: int | None = None) -> ReverseEpisode:
+    def episode(self, problem: ReverseProblem, seed: int | None = None) -> AnswerEpisode:
         """``seed`` is accepted for a uniform signature; a single-turn episode has no randomness."""
-        return ReverseEpisode(problem)
+        return AnswerEpisode(problem, make_prompt(problem), lambda a: score_and_reason(a, problem.word))
 
     def behaviour_turns(
         self, problem: ReverseProblem, rng: random.Random, skill: float

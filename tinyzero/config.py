@@ -133,6 +133,7 @@ class AStarPOConfig:
     v_star_source: str = "importance"  # ragen: importance (K on-policy samples, weighted) | reference
     huber_delta: float = 0.0  # > 0: Huber loss on residuals beyond δ (reward units), docs/algorithms.md
     kl_coef: float = 0.0  # weight of the exact per-character KL(π_θ ‖ π_ref), docs/algorithms.md
+    credit: str = "trajectory"  # astarpo: trajectory (eq. 3) | turn (V* of every state: docs/algorithms.md)
 
 
 @dataclass
@@ -354,6 +355,18 @@ def validate(cfg: Config) -> None:
         "importance or reference",
     )
     _check(
+        cfg.astarpo.credit in ("trajectory", "turn"),
+        "astarpo.credit",
+        cfg.astarpo.credit,
+        "trajectory or turn",
+    )
+    _check(
+        cfg.astarpo.credit != "turn" or cfg.rollout.history >= 0,
+        "astarpo.credit",
+        cfg.astarpo.credit,
+        "trajectory when rollout.history=-1 (turn credit needs one training sequence per turn: history >= 0)",
+    )
+    _check(
         cfg.logging.wandb_mode in ("online", "offline"),
         "logging.wandb_mode",
         cfg.logging.wandb_mode,
@@ -486,8 +499,10 @@ def ineffective_settings(cfg: Config) -> list[str]:
         for key in ("beta", "beta2", "huber_delta", "kl_coef"):
             if getattr(cfg.astarpo, key) != getattr(default.astarpo, key):
                 notes.append(f"astarpo.{key} is used by algorithm.name=astarpo and ragen only")
-    if name != "astarpo" and cfg.astarpo.num_value_samples != default.astarpo.num_value_samples:
-        notes.append("astarpo.num_value_samples (stage 1) is used by algorithm.name=astarpo only")
+    if name != "astarpo":
+        for key in ("num_value_samples", "credit"):
+            if getattr(cfg.astarpo, key) != getattr(default.astarpo, key):
+                notes.append(f"astarpo.{key} (stage 1) is used by algorithm.name=astarpo only")
     if name != "grpo" and dataclasses.asdict(cfg.grpo) != dataclasses.asdict(default.grpo):
         notes.append(f"grpo.* settings have no effect with algorithm.name={name}")
     if name != "ppo" and dataclasses.asdict(cfg.ppo) != dataclasses.asdict(default.ppo):

@@ -13,7 +13,10 @@ single on-policy sample per prompt and regresses the scaled log-ratio onto the o
     loss = mean( (β2 · (log π_θ(y|x) − log π_ref(y|x)) − (r − V*(x)))² )   (3)
 
 with sequence-summed log-probs (EOS included), a small entropy bonus, and no clipping, critic, KL
-term or advantage whitening. Departures from the paper: β2 and the learning rate are tuned for tiny
+term or advantage whitening. ``astarpo.credit: turn`` (multi-turn tasks) splits (3) at the states
+stage 1 has a V* for (``turn_segments``): the segments' targets V*(s_b) − V*(s_a) sum to r − V*(x),
+so the blame for a fall lands on the turns that led to it, not on the whole episode.
+Departures from the paper: β2 and the learning rate are tuned for tiny
 models trained with Adam from scratch (docs/algorithms.md says why); the stage-1 table is cached
 across runs that share a base model and settings. The trainer drives the three parts through the
 interface in ``tinyzero/algorithms/interface.py`` (``ALGORITHM`` at the bottom of this file).
@@ -80,10 +83,52 @@ def astarpo_loss(
 # ----------------------------------------------------------------------------- stage 1: V* table
 
 
+def state_values(observations: list[list[str]], rewards: list[float], beta: float) -> dict[str, float]:
+    """V*(s) = β·log mean exp(r/β) over the reference episodes that passed through state s (eq. 1 per state).
+
+    ``observations[i]``: what episode i was shown at each turn; ``rewards[i]``: its reward. Why this
+    estimates V*(s): in a Markov environment an episode that reaches s continues from s as π_ref does
+    from s, so each episode through s is one sample of π_ref's return from s (the whole episode's
+    reward: the tasks here pay at the end, and a penalty earlier in the episode is rare and small).
+    An episode counts once per state, however often it came back to it.
+    """
+    returns: dict[str, list[float]] = {}
+    for shown, r in zip(observations, rewards, strict=True):
+        for obs in dict.fromkeys(shown):
+            returns.setdefault(obs, []).append(r)
+    return {
+        obs: float(estimate_v_star(torch.tensor(rs, dtype=torch.float64), beta))
+        for obs, rs in returns.items()
+    }
+
+
+def turn_segments(
+    observations: list[str], reward: float, v_start: float, states: dict[str, float]
+) -> tuple[list[int], list[tuple[float, float]]]:
+    """Split an episode at the turns whose state has a V*: (segment of each turn, (V* at end, at start)).
+
+    A segment runs from a turn whose observation s_a has a value to the next such turn s_b (or to the
+    end); it is regressed like a whole episode in (3), with r replaced by V*(s_b) (the last segment
+    keeps r) and V*(x) by V*(s_a), turn 0 taking ``v_start`` = V*(x). The targets telescope:
+    Σ_k (V*(s_{b_k}) − V*(s_{a_k})) = r − V*(x), so an episode no state of which is known past its
+    start is one segment, eq. (3) exactly.
+    """
+    cuts = [0] + [t for t in range(1, len(observations)) if observations[t] in states]
+    segment_of_turn = [0] * len(observations)
+    for k, (a, b) in enumerate(zip(cuts, cuts[1:] + [len(observations)], strict=True)):
+        segment_of_turn[a:b] = [k] * (b - a)
+    values = [v_start] + [states[observations[t]] for t in cuts[1:]]
+    targets = [(end, start) for start, end in zip(values, values[1:] + [reward], strict=True)]
+    return segment_of_turn, targets
+
+
 def v_star_cache_key(cfg: Config, prep: Preparation) -> str:
     """Everything V* depends on: β1, N, and what the trainer says a cached result depends on (the
-    reference model, how samples are drawn, the number of prompts, the reward's code, the task)."""
+    reference model, how samples are drawn, the number of prompts, the reward's code, the task).
+    Turn credit stores per-state values too: another table (the default key is unchanged)."""
     settings = {"beta": cfg.astarpo.beta, "n": cfg.astarpo.num_value_samples, **prep.cache_settings}
+    if cfg.astarpo.credit == "turn":
+        settings["states"] = True
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -164,8 +209,11 @@ def _v_star_chunk(cfg: Config, prep: Preparation, problems: list, seed: int, n: 
     v_star = estimate_v_star(rewards, cfg.astarpo.beta)
     rows = {}
     for i, p in enumerate(problems):
-        wins = any(e.success for e in episodes[i * n : (i + 1) * n])
-        rows[prep.describe(p)] = {"v": float(v_star[i]), "success": wins}
+        mine = episodes[i * n : (i + 1) * n]
+        rows[prep.describe(p)] = {"v": float(v_star[i]), "success": any(e.success for e in mine)}
+        if cfg.astarpo.credit == "turn":
+            shown = [[turn.observation for turn in e.turns] for e in mine]
+            rows[prep.describe(p)]["states"] = state_values(shown, rewards[i].tolist(), cfg.astarpo.beta)
     return rows, sum(e.num_action_tokens for e in episodes)
 
 
@@ -232,21 +280,54 @@ def collect(cfg: Config) -> Collect:
     return Collect(prompts=cfg.astarpo.num_trajectories)
 
 
+def segment_logprobs(lp: LogProbs, segment_of_row: torch.Tensor, num_segments: int) -> LogProbs:
+    """``lp`` with ``traj`` summed over segments instead of trajectories (one training row per turn)."""
+    traj = torch.zeros(num_segments, dtype=lp.token.dtype, device=lp.token.device)
+    traj = traj.index_add(0, segment_of_row.to(lp.token.device), lp.token.sum(dim=1))
+    return LogProbs(lp.token, lp.entropy, traj, lp.dist)
+
+
+def turn_credit(data: Rollouts, table: dict[str, dict]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(segment of each training row, each segment's end value, its start value) for the whole batch."""
+    rows, ends, starts = [], [], []
+    for key, episode, r in zip(data.keys, data.episodes, data.rewards.tolist(), strict=True):
+        seg, targets = turn_segments(
+            [turn.observation for turn in episode.turns], r, table[key]["v"], table[key]["states"]
+        )
+        rows += [len(ends) + k for k in seg]
+        ends += [end for end, _ in targets]
+        starts += [start for _, start in targets]
+    if len(rows) != data.batch.ids.shape[0]:
+        raise ValueError(
+            f"turn credit needs one training row per turn: {len(rows)} turns, {data.batch.ids.shape[0]} rows"
+        )
+    return torch.tensor(rows), torch.tensor(ends), torch.tensor(starts)
+
+
 def loss(cfg: Config, data: Rollouts, fwd: Forward, table: dict[str, dict]) -> tuple[torch.Tensor, dict]:
     """Loss (3) minus the entropy bonus; each episode's V* is read from the stage-1 table under its prompt.
 
-    The targets r − V* are fixed for the batch, so more than one update epoch is legitimate.
+    The targets r − V* are fixed for the batch, so more than one update epoch is legitimate. With
+    ``astarpo.credit: turn`` the regression runs over segments of episodes (``turn_segments``).
     """
     v_star = torch.tensor([table[key]["v"] for key in data.keys])
     lp, ref = fwd.policy, fwd.ref
-    value, entropy = regression_loss(cfg, data.batch, lp, ref, data.rewards, v_star)
+    extra = {}
+    if cfg.astarpo.credit == "turn":
+        seg, ends, starts = turn_credit(data, table)
+        lp, ref = segment_logprobs(lp, seg, len(ends)), segment_logprobs(ref, seg, len(ends))
+        value, entropy = regression_loss(cfg, data.batch, lp, ref, ends, starts)
+        extra = {"credit/segments_per_episode": len(ends) / len(data.episodes)}
+    else:
+        value, entropy = regression_loss(cfg, data.batch, lp, ref, data.rewards, v_star)
     advantage = data.rewards - v_star
     metrics = {
         "v_star/mean": float(v_star.mean()),
         "advantage/mean": float(advantage.mean()),
         "advantage/std": float(advantage.std()) if len(advantage) > 1 else 0.0,
-        **kl_metrics(data.batch, lp, ref),
+        **kl_metrics(data.batch, fwd.policy, fwd.ref),
         "entropy": float(entropy.detach()),
+        **extra,
     }
     return value, metrics
 

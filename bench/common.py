@@ -30,6 +30,19 @@ def matmul_peak_gflops(n: int = 2048, tries: int = 5) -> float:
     return 2 * n**3 / best / 1e9
 
 
+def memory_read_gbps(mib: int = 256, tries: int = 5) -> float:
+    """Best GB/s of summing a ``mib`` MiB fp32 tensor (far larger than the caches): the read bandwidth
+    one process gets from memory here, the ceiling of a step that has to stream its data once."""
+    x = torch.randn(mib * 2**20 // 4)
+    x.sum()
+    best = float("inf")
+    for _ in range(tries):
+        start = time.perf_counter()
+        x.sum()
+        best = min(best, time.perf_counter() - start)
+    return x.numel() * 4 / best / 1e9
+
+
 def machine_info(**extra: str) -> dict:
     """torch version, threads, CPU count and platform, plus any ``extra`` versions (e.g. transformers)."""
     return dict(

@@ -20,7 +20,15 @@ at large batches) runs once, and only up to ``--nocache-max-batch``.
 GFLOP/s counts the useful forward FLOPs of the KV-cache computation (2·params of every matmul per
 processed token, the LM head only where a next token is drawn, 4·d·layers·context for attention) over
 ours' wall time, as a fraction of a measured fp32 matmul peak (best of several large matmuls, same
-threads). Writes ``bench/results/generation.json`` (``generation_quick.json`` with ``--quick``).
+threads).
+
+Memory traffic: ``min_bytes`` is the least a KV-cache decoder must read per generated token, the
+weights once per step (shared by the batch) plus every cached key and value of the (left-padded)
+context it attends over, both systems alike (HF's ``DynamicCache`` also copies the whole cache every
+step, so it moves more). Over each system's wall time that gives GB/s, as a fraction of the measured
+memory read bandwidth (``memory_read_gbps``, same threads): near 1 means bound by memory traffic,
+far below 1 means bound by something else (kernel and per-op overheads). Writes
+``bench/results/generation.json`` (``generation_quick.json`` with ``--quick``).
 """
 
 from __future__ import annotations
@@ -35,7 +43,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import machine_info, matmul_peak_gflops, write_results  # noqa: E402
+from bench.common import machine_info, matmul_peak_gflops, memory_read_gbps, write_results  # noqa: E402
 from tinyzero.models.transformer import TransformerLM, generate, model_config  # noqa: E402
 
 MODES = {"greedy": dict(greedy=True), "sampled": dict(temperature=1.0)}
@@ -110,7 +118,19 @@ def useful_flops(model: TransformerLM, prompt_lens: list[int], new_tokens: int) 
     return total
 
 
-def bench_setting(model, hf_model, preset: str, batch: int, mode: str, args, peak: float) -> dict:
+def min_bytes(model: TransformerLM, batch: int, prompt_width: int, new_tokens: int) -> float:
+    """Bytes a KV-cache decoder must read to draw ``new_tokens`` for ``batch`` left-padded prompts of
+    ``prompt_width`` slots: all weights per step, plus K and V of every slot attended to (fp32)."""
+    c = model.config
+    weights = 4 * sum(p.numel() for p in model.parameters())
+    kv_per_slot = 2 * c.n_layers * c.d_model * 4  # K and V of one token, every layer
+    slots = sum(prompt_width + t for t in range(new_tokens))  # context attended to at each step
+    return new_tokens * weights + batch * kv_per_slot * slots
+
+
+def bench_setting(
+    model, hf_model, preset: str, batch: int, mode: str, args, peak: tuple[float, float]
+) -> dict:
     g = torch.Generator().manual_seed(batch)
     lengths = torch.randint(20, 61, (batch,), generator=g).tolist()
     prompts = [torch.randint(4, 100, (n,), generator=g).tolist() for n in lengths]
@@ -134,7 +154,12 @@ def bench_setting(model, hf_model, preset: str, batch: int, mode: str, args, pea
     row["speedup_vs_nocache"] = None if nocache is None else round(n_tok / ours_s / nocache, 2)
     gflops = useful_flops(model, lengths, args.new_tokens) / ours_s / 1e9
     row["ours_gflop_s"] = round(gflops, 2)
-    row["ours_frac_of_peak"] = round(gflops / peak, 4)
+    row["ours_frac_of_peak"] = round(gflops / peak[0], 4)
+    moved = min_bytes(model, batch, max(lengths), args.new_tokens)
+    row["min_bytes_per_token"] = round(moved / n_tok)
+    row["ours_gb_s"], row["hf_gb_s"] = round(moved / ours_s / 1e9, 2), round(moved / hf_s / 1e9, 2)
+    row["ours_frac_of_bandwidth"] = round(moved / ours_s / 1e9 / peak[1], 3)
+    row["hf_frac_of_bandwidth"] = round(moved / hf_s / 1e9 / peak[1], 3)
     if mode == "greedy":  # same weights, same argmax: the two systems should agree token for token
         same = run_ours(model, prompts, args.new_tokens, True, mode, 0) == run_hf(
             hf_model, ids, mask, args.new_tokens, mode, 0
@@ -147,7 +172,9 @@ def print_row(r: dict) -> None:
     nc = f"{r['nocache_tok_s']:>10,.0f}" if r["nocache_tok_s"] else f"{'-':>10}"
     print(
         f"{r['preset']:<6} {r['batch']:>5} {r['mode']:<8} {r['ours_tok_s']:>10,.0f} {r['hf_tok_s']:>10,.0f} "
-        f"{nc} {r['speedup_vs_hf']:>6.1f}x {r['ours_gflop_s']:>7.1f} {100 * r['ours_frac_of_peak']:>6.1f}%"
+        f"{nc} {r['speedup_vs_hf']:>6.1f}x {r['ours_gflop_s']:>7.1f} {100 * r['ours_frac_of_peak']:>6.1f}% "
+        f"{r['min_bytes_per_token'] / 1e3:>8.0f} {r['ours_gb_s']:>6.1f} {r['hf_gb_s']:>6.1f} "
+        f"{100 * r['ours_frac_of_bandwidth']:>5.1f}%"
     )
 
 
@@ -181,12 +208,14 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     peak = matmul_peak_gflops(1024 if args.quick else 2048, 3 if args.quick else 7)
+    bandwidth = memory_read_gbps(64 if args.quick else 256)
     print(
-        f"threads={torch.get_num_threads()} fp32 matmul peak={peak:.1f} GFLOP/s, new_tokens={args.new_tokens}"
+        f"threads={torch.get_num_threads()} fp32 matmul peak={peak:.1f} GFLOP/s, memory read "
+        f"{bandwidth:.1f} GB/s, new_tokens={args.new_tokens}"
     )
     print(
         f"{'preset':<6} {'batch':>5} {'mode':<8} {'ours tok/s':>10} {'HF tok/s':>10} {'nocache':>10} "
-        f"{'vs HF':>7} {'GFLOP/s':>7} {'%peak':>7}"
+        f"{'vs HF':>7} {'GFLOP/s':>7} {'%peak':>7} {'kB/tok':>8} {'ours GB/s':>6} {'HF GB/s':>6} {'%bw':>6}"
     )
     rows = []
     params = {}
@@ -199,12 +228,16 @@ def main() -> None:
         params[preset] = model.num_params()
         for batch in (int(b) for b in args.batches.split(",")):
             for mode in args.modes.split(","):
-                rows.append(bench_setting(model, hf_model, preset, batch, mode, args, peak))
+                rows.append(bench_setting(model, hf_model, preset, batch, mode, args, (peak, bandwidth)))
                 print_row(rows[-1])
 
     import transformers
 
-    results: dict = {"settings": rows, "matmul_peak_gflop_s": round(peak, 1)}
+    results: dict = {
+        "settings": rows,
+        "matmul_peak_gflop_s": round(peak, 1),
+        "memory_read_gb_s": round(bandwidth, 1),
+    }
     for r in rows:  # the headline figures earlier versions of this file wrote, kept for continuity
         if r["preset"] == "tiny" and r["batch"] == 64:
             results[r["mode"]] = {k: r[k] for k in ("ours_tok_s", "nocache_tok_s", "speedup_vs_nocache")}

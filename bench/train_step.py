@@ -34,6 +34,10 @@ The peak is the best of several large fp32 matmuls (2048², torch.mm) at the sam
 measured several times during the run (the best one is used): fraction of peak = useful GFLOP/s ÷
 peak GFLOP/s, both measured in this process.
 
+``--compile`` adds a third system, ``compiled``: this checkout's model under ``torch.compile(model,
+dynamic=True)`` (what ``run.compile=true`` does to the trainer's training forward), same weights; its
+first call, which compiles, is timed apart (``compile_s``) and is not in the medians.
+
 Writes ``bench/results/train_step.json`` (``train_step_quick.json`` with ``--quick``).
 """
 
@@ -215,12 +219,14 @@ def top_ops(system: System, batch, targets, rows: int = 12) -> list[dict]:
 # ----------------------------------------------------------------------------- main
 
 
-def build_systems(preset: str, baseline) -> list[System]:
+def build_systems(preset: str, baseline, compile_too: bool = False) -> list[System]:
     from tinyzero.models.transformer import token_logprobs_and_entropy
 
     torch.manual_seed(0)
     model = TransformerLM(model_config(preset, vocab_size=CharTokenizer().vocab_size, max_seq_len=512))
     systems = [System("ours", model, token_logprobs_and_entropy)]
+    if compile_too:  # the same module (same weights) behind torch.compile, as run.compile=true does
+        systems.append(System("compiled", torch.compile(model, dynamic=True), token_logprobs_and_entropy))
     if baseline is not None:
         old = baseline.TransformerLM(
             baseline.model_config(preset, vocab_size=model.config.vocab_size, max_seq_len=512)
@@ -247,7 +253,7 @@ def figures(times: list[float], flops_useful: float, flops_padded: float, real: 
 
 def add_fractions(entry: dict, peak: float) -> None:
     """Fraction of the matmul peak, from the median and from the best time."""
-    for s in ("ours", "baseline"):
+    for s in ("ours", "baseline", "compiled"):
         if s in entry:
             entry[s]["frac_of_peak"] = round(entry[s]["gflops_useful"] / peak, 4)
             entry[s]["frac_of_peak_best"] = round(entry[s]["gflops_useful_best"] / peak, 4)
@@ -262,6 +268,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--baseline", default=BASELINE_REV, help="git revision to compare with, or 'none'")
+    ap.add_argument("--compile", action="store_true", help="also time the model under torch.compile")
     ap.add_argument(
         "--profile", default="small:frozenlake_episode", help="preset:workload to profile, or 'none'"
     )
@@ -282,12 +289,12 @@ def main() -> None:
     results: dict = {"presets": {}}
     print(f"threads={torch.get_num_threads()} matmul peak {peaks[0]:.1f} GFLOP/s (fp32 {peak_n}², best of 5)")
     print(
-        f"{'preset':<6} {'workload':<19} {'rows×T':>8} {'real':>6} {'system':<8} "
+        f"{'preset':<6} {'workload':<19} {'rows×T':>8} {'real':>6} {'system':<9}"
         f"{'fwd+bwd s':>9} {'tok/s':>8} {'pad tok/s':>9} {'GFLOP/s':>8} {'peak%':>6} {'best%':>6} "
         f"{'opt ms':>7}"
     )
     for preset in args.presets.split(","):
-        systems = build_systems(preset, baseline)
+        systems = build_systems(preset, baseline, args.compile)
         model = systems[0].model
         cfg = model.config
         n_matmul = matmul_flops(model)
@@ -305,6 +312,9 @@ def main() -> None:
             real, padded = sum(lengths), rows * width
             f_useful = step_flops(n_matmul, cfg.n_layers, cfg.d_model, lengths)
             f_padded = step_flops(n_matmul, cfg.n_layers, cfg.d_model, [width] * rows)
+            compile_s = {}
+            for s in systems:  # first call of each system, untimed in the medians (the compile, if any)
+                compile_s[s.name] = round(s.forward_backward(batch, targets), 2)
             agreement = check_agreement(systems, batch, targets)
             peaks.append(matmul_peak_gflops(peak_n))
             timing = time_systems(systems, batch, targets, args.repeats)
@@ -317,6 +327,7 @@ def main() -> None:
                 gflop_useful=round(f_useful / 1e9, 3),
                 gflop_padded=round(f_padded / 1e9, 3),
                 agreement_vs_ours=agreement,
+                first_call_s=compile_s,
             )
             peak_now = max(peaks)
             for s in systems:
@@ -327,7 +338,7 @@ def main() -> None:
             for s in systems:
                 e = entry[s.name]
                 print(
-                    f"{preset:<6} {wl:<19} {rows:>4}×{width:<3} {real:>6} {s.name:<8} {e['fwd_bwd_s']:>9.3f} "
+                    f"{preset:<6} {wl:<19} {rows:>4}×{width:<3} {real:>6} {s.name:<9}{e['fwd_bwd_s']:>9.3f} "
                     f"{e['tok_s_real']:>8,.0f} {e['tok_s_padded']:>9,.0f} {e['gflops_useful']:>8.1f} "
                     f"{100 * e['frac_of_peak']:>5.1f}% {100 * e['frac_of_peak_best']:>5.1f}% "
                     f"{1e3 * e['optimizer_s']:>7.1f}"
@@ -340,6 +351,13 @@ def main() -> None:
                 print(
                     f"{'':<6} {wl:<19} speed-up vs baseline {entry['speedup_vs_baseline']:.2f}x "
                     f"(median), {entry['speedup_vs_baseline_best']:.2f}x (best)"
+                )
+            if "compiled" in timing:
+                med = {k: statistics.median(v["fwd_bwd"]) for k, v in timing.items()}
+                entry["speedup_compiled_vs_ours"] = round(med["ours"] / med["compiled"], 2)
+                print(
+                    f"{'':<6} {wl:<19} compiled vs ours {entry['speedup_compiled_vs_ours']:.2f}x (median); "
+                    f"first call (compiling) {compile_s['compiled']:.1f} s"
                 )
             if profile_at == (preset, wl):
                 entry["profile_top_ops"] = {s.name: top_ops(s, batch, targets) for s in systems}
@@ -367,6 +385,7 @@ def main() -> None:
         statistic="median (and best) of repeats, systems interleaved",
         peak_matmul=f"fp32 {peak_n}x{peak_n} torch.mm, best of 5, repeated {len(peaks)} times, max used",
         baseline_rev=args.baseline if baseline is not None else None,
+        compiled=args.compile,
         quick=args.quick,
         flops_formula="per sequence of t tokens: 6*N_matmul*t + 12*L*d_model*t^2 (fwd+bwd)",
         tokens="tok_s_real counts non-pad tokens; tok_s_padded counts rows x longest row",

@@ -6,7 +6,7 @@ dropped advantage or a detached loss shows as "did not learn" rather than as a n
 Checked when written by reversing each algorithm's update (the advantage's sign flipped in the
 source): every one of the four tests then failed (docs/testing.md, mutation table).
 
-Run: OMP_NUM_THREADS=1 pytest tests/test_learning.py -q     (~35 s: a 150-step base, then 4 × 20 iterations)
+Run: OMP_NUM_THREADS=1 pytest tests/test_learning.py -q     (~40 s: a 150-step base, then 6 × 20 iterations)
 """
 
 from __future__ import annotations
@@ -27,6 +27,12 @@ MAP = ("SFF", "FFF", "FFG")  # 4 moves to the goal, no hole; the base below solv
 # iterations learn; GRPO at 5e-4 or more collapses on this map (measured when written).
 RECIPES = {
     "astarpo": ("training.lr=5e-4", "astarpo.kl_coef=0.2", "astarpo.huber_delta=1"),
+    "astarpo+turn": (
+        "training.lr=5e-4",
+        "astarpo.kl_coef=0.2",
+        "astarpo.huber_delta=1",
+        "astarpo.credit=turn",
+    ),
     "ragen": ("training.lr=5e-4", "astarpo.kl_coef=0.2", "astarpo.huber_delta=1"),
     "grpo": ("training.lr=3e-4",),
     "ppo": ("training.lr=5e-4",),
@@ -44,7 +50,8 @@ def sampled_success(tr: TinyZeroTrainer, n: int = 64) -> float:
 
 @pytest.mark.parametrize("algorithm", sorted(RECIPES))
 def test_twenty_iterations_lift_success_on_one_map(lake_cache: Path, tmp_path: Path, algorithm: str) -> None:
-    tr = make_trainer(lake_cache, tmp_path, f"algorithm.name={algorithm}", *LAKE3, *RECIPES[algorithm])
+    name = algorithm.split("+")[0]  # "astarpo+turn": A*PO with astarpo.credit=turn
+    tr = make_trainer(lake_cache, tmp_path, f"algorithm.name={name}", *LAKE3, *RECIPES[algorithm])
     tr.train_problems = tr.problem_pool = [MAP]  # A*PO's stage 1 then estimates V* for this map alone
     base = sampled_success(tr)
     assert 0.1 < base < 0.5, base  # weak but not hopeless: room to learn, something to learn from

@@ -36,10 +36,10 @@ def test_state_values_by_hand() -> None:
     shown = [["a", "b", "c"], ["a", "b"], ["a", "d", "a"]]
     values = state_values(shown, [1.0, 0.0, 0.5], beta=0.5)
     assert values.keys() == {"a", "b", "c", "d"}
-    assert values["a"] == pytest.approx(soft_value([1.0, 0.0, 0.5], 0.5))  # episode 3 counts once for "a"
-    assert values["b"] == pytest.approx(soft_value([1.0, 0.0], 0.5))
-    assert values["c"] == pytest.approx(1.0)
-    assert values["d"] == pytest.approx(0.5)
+    assert values["a"] == [pytest.approx(soft_value([1.0, 0.0, 0.5], 0.5)), 3]  # episode 3 counts once
+    assert values["b"] == [pytest.approx(soft_value([1.0, 0.0], 0.5)), 2]
+    assert values["c"] == [pytest.approx(1.0), 1]
+    assert values["d"] == [pytest.approx(0.5), 1]
 
 
 def test_segments_by_hand() -> None:
@@ -78,11 +78,13 @@ def turn_setup(cache_dir: Path, tmp_path: Path, *overrides: str) -> tuple:
         episode(tr, p1, ["Down", "Right"], 1.0),
         episode(tr, p0, ["Down"], 0.0),
     ]
-    # States with a value: the second observation of episode 0 (a cut there), none of episode 1.
+    # States with a value: the second observation of episode 0, seen by 3 reference episodes (a cut
+    # there); episode 1's second one, seen once (below astarpo.min_state_visits = 2: no cut).
     mid = episodes[0].turns[1].observation
+    once = episodes[1].turns[1].observation
     table = {
-        tr.task.describe(p0): {"v": 0.2, "success": True, "states": {mid: 0.65}},
-        tr.task.describe(p1): {"v": 0.6, "success": True, "states": {}},
+        tr.task.describe(p0): {"v": 0.2, "success": True, "states": {mid: [0.65, 3]}},
+        tr.task.describe(p1): {"v": 0.6, "success": True, "states": {once: [0.0, 1]}},
     }
     tr.prepared = Prepared(state=table)
     return tr, episodes, table
@@ -136,16 +138,26 @@ def test_stage1_stores_state_values_consistent_with_the_prompt_value(cache_dir: 
     for problem in tr.train_problems:
         row = table[tr.task.describe(problem)]
         start = tr.task.episode(problem).prompt
-        assert row["states"][start] == pytest.approx(row["v"], abs=1e-6)
-        assert all(min(0.0, row["v"]) - 1.0 <= v <= 1.0 + 1e-6 for v in row["states"].values())
+        assert row["states"][start] == [pytest.approx(row["v"], abs=1e-6), tr.cfg.astarpo.num_value_samples]
+        assert all(-1.0 <= v <= 1.0 + 1e-6 and 1 <= n <= 4 for v, n in row["states"].values())
     assert sum(len(row["states"]) for row in table.values()) > len(table)  # later states too
     plain = make_trainer(cache_dir, tmp_path / "plain", "algorithm.name=astarpo").prepare().state
     assert all("states" not in row for row in plain.values())
+
+
+def test_a_state_seen_often_enough_is_cut_at(cache_dir: Path, tmp_path: Path) -> None:
+    """With astarpo.min_state_visits=1 the once-seen state of episode 1 becomes a cut: 5 segments."""
+    tr, episodes, _ = turn_setup(cache_dir, tmp_path, "astarpo.min_state_visits=1")
+    assert loss_on(tr, episodes)[1]["credit/segments_per_episode"] == pytest.approx(5 / 3)
+    tr, episodes, _ = turn_setup(cache_dir, tmp_path, "astarpo.min_state_visits=4")
+    assert loss_on(tr, episodes)[1]["credit/segments_per_episode"] == pytest.approx(3 / 3)
 
 
 def test_credit_settings_are_checked(tmp_path: Path) -> None:
     smoke = ROOT / "configs" / "smoke.yaml"
     with pytest.raises(UserError, match="astarpo.credit"):
         load_config(smoke, ["astarpo.credit=turns"])
+    with pytest.raises(UserError, match="astarpo.min_state_visits"):
+        load_config(smoke, ["astarpo.min_state_visits=0"])
     with pytest.raises(UserError, match="history"):
         load_config(smoke, ["astarpo.credit=turn", "rollout.history=-1"])

@@ -134,6 +134,7 @@ class AStarPOConfig:
     huber_delta: float = 0.0  # > 0: Huber loss on residuals beyond δ (reward units), docs/algorithms.md
     kl_coef: float = 0.0  # weight of the exact per-character KL(π_θ ‖ π_ref), docs/algorithms.md
     credit: str = "trajectory"  # astarpo: trajectory (eq. 3) | turn (V* of every state: docs/algorithms.md)
+    min_state_visits: int = 2  # credit=turn: cut only at states this many reference episodes went through
 
 
 @dataclass
@@ -361,6 +362,9 @@ def validate(cfg: Config) -> None:
         "trajectory or turn",
     )
     _check(
+        cfg.astarpo.min_state_visits >= 1, "astarpo.min_state_visits", cfg.astarpo.min_state_visits, ">= 1"
+    )
+    _check(
         cfg.astarpo.credit != "turn" or cfg.rollout.history >= 0,
         "astarpo.credit",
         cfg.astarpo.credit,
@@ -500,7 +504,7 @@ def ineffective_settings(cfg: Config) -> list[str]:
             if getattr(cfg.astarpo, key) != getattr(default.astarpo, key):
                 notes.append(f"astarpo.{key} is used by algorithm.name=astarpo and ragen only")
     if name != "astarpo":
-        for key in ("num_value_samples", "credit"):
+        for key in ("num_value_samples", "credit", "min_state_visits"):
             if getattr(cfg.astarpo, key) != getattr(default.astarpo, key):
                 notes.append(f"astarpo.{key} (stage 1) is used by algorithm.name=astarpo only")
     if name != "grpo" and dataclasses.asdict(cfg.grpo) != dataclasses.asdict(default.grpo):

@@ -83,21 +83,22 @@ def astarpo_loss(
 # ----------------------------------------------------------------------------- stage 1: V* table
 
 
-def state_values(observations: list[list[str]], rewards: list[float], beta: float) -> dict[str, float]:
-    """V*(s) = β·log mean exp(r/β) over the reference episodes that passed through state s (eq. 1 per state).
+def state_values(observations: list[list[str]], rewards: list[float], beta: float) -> dict[str, list]:
+    """{state s: [V*(s), n]}: β·log mean exp(r/β) over the n reference episodes through s (eq. 1 per state).
 
     ``observations[i]``: what episode i was shown at each turn; ``rewards[i]``: its reward. Why this
     estimates V*(s): in a Markov environment an episode that reaches s continues from s as π_ref does
     from s, so each episode through s is one sample of π_ref's return from s (the whole episode's
     reward: the tasks here pay at the end, and a penalty earlier in the episode is rare and small).
-    An episode counts once per state, however often it came back to it.
+    An episode counts once per state, however often it came back to it. n is kept because the
+    estimate's bias depends on it (``turn_credit`` cuts only at states seen often enough).
     """
     returns: dict[str, list[float]] = {}
     for shown, r in zip(observations, rewards, strict=True):
         for obs in dict.fromkeys(shown):
             returns.setdefault(obs, []).append(r)
     return {
-        obs: float(estimate_v_star(torch.tensor(rs, dtype=torch.float64), beta))
+        obs: [float(estimate_v_star(torch.tensor(rs, dtype=torch.float64), beta)), len(rs)]
         for obs, rs in returns.items()
     }
 
@@ -128,7 +129,7 @@ def v_star_cache_key(cfg: Config, prep: Preparation) -> str:
     Turn credit stores per-state values too: another table (the default key is unchanged)."""
     settings = {"beta": cfg.astarpo.beta, "n": cfg.astarpo.num_value_samples, **prep.cache_settings}
     if cfg.astarpo.credit == "turn":
-        settings["states"] = True
+        settings["states"] = "v,n"  # per-state [value, visits]
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -287,13 +288,20 @@ def segment_logprobs(lp: LogProbs, segment_of_row: torch.Tensor, num_segments: i
     return LogProbs(lp.token, lp.entropy, traj, lp.dist)
 
 
-def turn_credit(data: Rollouts, table: dict[str, dict]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(segment of each training row, each segment's end value, its start value) for the whole batch."""
+def turn_credit(
+    data: Rollouts, table: dict[str, dict], min_visits: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(segment of each training row, each segment's end value, its start value) for the whole batch.
+
+    Only states at least ``min_visits`` reference episodes passed through are cut at. Why: V̂*(s) from
+    n samples is biased low by Jensen's inequality (E[log mean e^{r/β}] ≤ log E[e^{r/β}]), the more so
+    the smaller n; from one sample it is just that episode's 0 or 1. A cut from a well-sampled state to
+    a once-seen one would hand the move between them a target biased toward blame.
+    """
     rows, ends, starts = [], [], []
     for key, episode, r in zip(data.keys, data.episodes, data.rewards.tolist(), strict=True):
-        seg, targets = turn_segments(
-            [turn.observation for turn in episode.turns], r, table[key]["v"], table[key]["states"]
-        )
+        states = {obs: v for obs, (v, n) in table[key]["states"].items() if n >= min_visits}
+        seg, targets = turn_segments([turn.observation for turn in episode.turns], r, table[key]["v"], states)
         rows += [len(ends) + k for k in seg]
         ends += [end for end, _ in targets]
         starts += [start for _, start in targets]
@@ -314,7 +322,7 @@ def loss(cfg: Config, data: Rollouts, fwd: Forward, table: dict[str, dict]) -> t
     lp, ref = fwd.policy, fwd.ref
     extra = {}
     if cfg.astarpo.credit == "turn":
-        seg, ends, starts = turn_credit(data, table)
+        seg, ends, starts = turn_credit(data, table, cfg.astarpo.min_state_visits)
         lp, ref = segment_logprobs(lp, seg, len(ends)), segment_logprobs(ref, seg, len(ends))
         value, entropy = regression_loss(cfg, data.batch, lp, ref, ends, starts)
         extra = {"credit/segments_per_episode": len(ends) / len(data.episodes)}

@@ -71,7 +71,14 @@ def test_segments_telescope_to_the_episode_advantage(
 
 
 def turn_setup(cache_dir: Path, tmp_path: Path, *overrides: str) -> tuple:
-    tr = make_trainer(cache_dir, tmp_path, "algorithm.name=astarpo", "astarpo.credit=turn", *overrides)
+    tr = make_trainer(
+        cache_dir,
+        tmp_path,
+        "algorithm.name=astarpo",
+        "astarpo.credit=turn",
+        "astarpo.min_state_visits=2",
+        *overrides,
+    )
     p0, p1 = tr.train_problems[:2]
     episodes = [
         episode(tr, p0, ["Right", "Down", "Right"], 0.0),
@@ -79,7 +86,7 @@ def turn_setup(cache_dir: Path, tmp_path: Path, *overrides: str) -> tuple:
         episode(tr, p0, ["Down"], 0.0),
     ]
     # States with a value: the second observation of episode 0, seen by 3 reference episodes (a cut
-    # there); episode 1's second one, seen once (below astarpo.min_state_visits = 2: no cut).
+    # there); episode 1's second one, seen once (below astarpo.min_state_visits=2: no cut).
     mid = episodes[0].turns[1].observation
     once = episodes[1].turns[1].observation
     table = {

@@ -134,7 +134,7 @@ class AStarPOConfig:
     huber_delta: float = 0.0  # > 0: Huber loss on residuals beyond δ (reward units), docs/algorithms.md
     kl_coef: float = 0.0  # weight of the exact per-character KL(π_θ ‖ π_ref), docs/algorithms.md
     credit: str = "trajectory"  # astarpo: trajectory (eq. 3) | turn (V* of every state: docs/algorithms.md)
-    min_state_visits: int = 2  # credit=turn: cut only at states this many reference episodes went through
+    min_state_visits: int = 1  # credit=turn: cut only at states this many reference episodes went through
 
 
 @dataclass

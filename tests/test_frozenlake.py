@@ -226,7 +226,7 @@ def test_slippery_dynamics_are_seeded() -> None:
 
 # --- the Task ----------------------------------------------------------------------------------------
 def _task(**kw):
-    return make_task(TaskConfig(name="frozenlake", num_train=300, num_test=30, **kw))
+    return make_task(TaskConfig(**{"name": "frozenlake", "num_train": 300, "num_test": 30, **kw}))
 
 
 def test_problems_disjoint_deterministic_solvable() -> None:
@@ -291,3 +291,22 @@ def test_behaviour_turns(kw: dict) -> None:
         outcomes[skill] = np.mean(success) if success else None
     if not task.cfg.is_slippery:
         assert outcomes[1.0] > outcomes[0.0]  # the naive heuristic beats random walks
+
+
+def test_mixed_sizes_share_the_splits_and_scale_the_turns() -> None:
+    """task.sizes: every size in equal, interleaved shares; a map of side n gets max_turns scaled from
+    task.size (8 turns at 4×4 → 11 at 5×5, 14 at 6×6), and its optimum uses that horizon (1 on every
+    solvable non-slippery map, where 8 turns would make most 6×6 maps unsolvable)."""
+    t = _task(sizes=[4, 5, 6], max_turns=8, num_train=30, num_test=9)
+    test, train = t.problems("test"), t.problems("train")
+    assert [len(p) for p in test] == [4, 5, 6] * 3  # interleaved: any prefix is mixed
+    assert sorted(len(p) for p in train) == [4] * 10 + [5] * 10 + [6] * 10
+    assert not set(test) & set(train) and len(set(train)) == 30
+    assert t.problems("test") == test  # deterministic
+    assert [t.turns_for(n) for n in (4, 5, 6)] == [8, 11, 14] and t.max_turns == 14
+    for p in test:
+        assert t.episode(p, seed=0).env.max_turns == t.turns_for(len(p))
+        assert t.optimum(p) == 1.0
+    assert _task(sizes=[4], num_test=5).problems("test") == _task(num_test=5).problems("test")
+    eight = _task(size=6, max_turns=8, num_test=9)  # the fixed horizon it replaces
+    assert sum(eight.optimum(p) == 0.0 for p in eight.problems("test")) > 0

@@ -77,6 +77,7 @@ class TaskConfig:
     restart: bool = False  # countdown_turns: the action `restart` puts the original numbers back
     # frozenlake
     size: int = 4  # the map is size × size
+    sizes: list[int] = field(default_factory=list)  # mixed sizes, e.g. [3,4,5,6] (max_turns scaled)
     is_slippery: bool = False  # Gymnasium's slippery dynamics (intended move with prob 1/3)
     p_frozen: float = 0.8  # probability that a cell is frozen when generating random maps
     max_turns: int = 8  # turns per episode before truncation
@@ -423,6 +424,7 @@ def validate(cfg: Config) -> None:
         "1..9",
     )
     _check(2 <= cfg.task.size <= 12, "task.size", cfg.task.size, "2..12")
+    _check(all(2 <= n <= 12 for n in cfg.task.sizes), "task.sizes", list(cfg.task.sizes), "sizes in 2..12")
     _check(0.0 < cfg.task.p_frozen <= 1.0, "task.p_frozen", cfg.task.p_frozen, "0 < p <= 1")
     _check(
         0 <= cfg.pretrain.num_problems <= cfg.task.num_train,

@@ -57,7 +57,7 @@ def base_model_key(cfg: Config) -> str:
     """Hash of everything that shapes the base model (task, architecture, corpus, recipe, seed)."""
     task = asdict(cfg.task)
     task.pop("num_test")  # evaluation size does not change the model
-    for added_later in ("scratchpad", "restart"):  # keep the cache keys of bases built before them
+    for added_later in ("scratchpad", "restart", "sizes"):  # keep the cache keys of bases built before them
         if not task[added_later]:
             task.pop(added_later)
     recipe = {

@@ -11,6 +11,7 @@ Three layers, each usable on its own:
 
 from __future__ import annotations
 
+import math
 import random
 import re
 from functools import lru_cache
@@ -354,14 +355,35 @@ def _random_maps(split: str, n: int, seed: int, size: int, p: float) -> tuple[tu
     return tuple(maps)
 
 
+def scaled_max_turns(max_turns: int, trained_size: int, size: int) -> int:
+    """The turn limit for ``size``×``size`` maps: the limit set for ``trained_size`` scaled like the
+    corner-to-corner path (2·(size − 1) moves), never below it.
+
+    Why: keeping a 4×4 limit of 8 turns on 6×6 maps (whose shortest path is 10 moves or more) makes
+    every goal unreachable and the optimum 0 by construction; scaled, 6×6 gets 14 turns, the same
+    slack over the corner path (8/6) as the 4×4 maps.
+    """
+    return max(max_turns, math.ceil(max_turns * (size - 1) / (trained_size - 1)))
+
+
 class FrozenLakeTask(Task):
-    """Random solvable maps (Gymnasium's generator), one text episode per map, several turns."""
+    """Random solvable maps (Gymnasium's generator), one text episode per map, several turns.
+
+    ``task.sizes`` (e.g. [3, 4, 5, 6]) mixes map sizes: each split holds maps of every size in equal
+    shares, interleaved, and a map of side n gets ``scaled_max_turns(task.max_turns, task.size, n)``
+    turns (``task.max_turns`` is the limit for ``task.size``).
+    """
 
     name = "frozenlake"
 
     def __init__(self, cfg: Any):
         super().__init__(cfg)
-        self.max_turns = int(cfg.max_turns)
+        self.sizes = [int(n) for n in getattr(cfg, "sizes", None) or [cfg.size]]
+        self.max_turns = max(self.turns_for(n) for n in self.sizes)  # the longest episode of any size
+
+    def turns_for(self, size: int) -> int:
+        """The turn limit of a size × size map."""
+        return scaled_max_turns(int(self.cfg.max_turns), int(self.cfg.size), size)
 
     def _env(self, size: int) -> FrozenLakeTextEnv:
         c = self.cfg
@@ -369,14 +391,22 @@ class FrozenLakeTask(Task):
             size=size,
             is_slippery=c.is_slippery,
             p_frozen=c.p_frozen,
-            max_turns=c.max_turns,
+            max_turns=self.turns_for(size),
             max_actions_per_turn=c.max_actions_per_turn,
             invalid_penalty=c.invalid_penalty,
         )
 
     def problems(self, split: str, n: int | None = None) -> list[tuple[str, ...]]:
         n = self._split_n(split, n)
-        return list(_random_maps(split, n, self.cfg.seed, self.cfg.size, self.cfg.p_frozen))
+        if len(self.sizes) == 1:
+            return list(_random_maps(split, n, self.cfg.seed, self.sizes[0], self.cfg.p_frozen))
+        # Equal shares (the first sizes take the remainder), interleaved: any prefix stays mixed.
+        shares = [n // len(self.sizes) + (i < n % len(self.sizes)) for i in range(len(self.sizes))]
+        groups = [
+            list(_random_maps(split, k, self.cfg.seed, size, self.cfg.p_frozen))
+            for size, k in zip(self.sizes, shares, strict=True)
+        ]
+        return [g[i] for i in range(max(shares)) for g in groups if i < len(g)]
 
     def episode(self, problem: tuple[str, ...], seed: int | None = None) -> GymTextEpisode:
         """``seed`` fixes the slippery dynamics (irrelevant on non-slippery maps)."""
@@ -416,7 +446,7 @@ class FrozenLakeTask(Task):
             obs = result.observation
 
     def optimum(self, problem: tuple[str, ...]) -> float:
-        horizon = self.cfg.max_turns * self.cfg.max_actions_per_turn
+        horizon = self.turns_for(len(problem)) * self.cfg.max_actions_per_turn
         return value_iteration(problem, self.cfg.is_slippery, horizon=horizon)
 
     def describe(self, problem: tuple[str, ...]) -> str:

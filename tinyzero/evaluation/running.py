@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ from tqdm.auto import tqdm
 from tinyzero.config import Config
 from tinyzero.environments import make_task
 from tinyzero.environments.base import Task
+from tinyzero.environments.frozenlake_env import scaled_max_turns
 from tinyzero.errors import UserError
 from tinyzero.evaluation.episodes import Record, count_failures, episode_figures, reads_map
 from tinyzero.evaluation.schema import SCHEMA_VERSION
@@ -45,28 +45,17 @@ def _group_tasks(cfg: Config, sizes: list[int] | None, slippery: list[bool] | No
             raise UserError(f"--sizes/--slippery apply to frozenlake only, this is a {cfg.task.name} model")
         return [(cfg.task.name, make_task(cfg.task))]
     out = []
-    for size in sizes or [cfg.task.size]:
+    for size in sizes or cfg.task.sizes or [cfg.task.size]:
         if not 2 <= size <= 12:
             raise UserError(f"--sizes {size}: map sizes must be 2..12")
         turns = scaled_max_turns(cfg.task.max_turns, cfg.task.size, size)
         for slip in slippery if slippery is not None else [cfg.task.is_slippery]:
-            tcfg = dataclasses.replace(cfg.task, size=size, is_slippery=slip, max_turns=turns)
+            tcfg = dataclasses.replace(cfg.task, size=size, sizes=[], is_slippery=slip, max_turns=turns)
             name = f"{size}x{size} {'slippery' if slip else 'not slippery'}"
             if turns != cfg.task.max_turns:
                 name += f", {turns} turns"
             out.append((name, make_task(tcfg)))
     return out
-
-
-def scaled_max_turns(max_turns: int, trained_size: int, size: int) -> int:
-    """The turn limit for ``size``×``size`` maps: the trained limit scaled like the corner-to-corner path
-    (2·(size − 1) moves), never below the trained limit.
-
-    Why: keeping a 4×4 limit of 8 turns on 6×6 maps (whose shortest path is 10 moves or more) makes
-    every goal unreachable and the optimum 0 by construction; scaled, 6×6 gets 14 turns, the same
-    slack over the corner path (8/6) as the maps the policy was trained on.
-    """
-    return max(max_turns, math.ceil(max_turns * (size - 1) / (trained_size - 1)))
 
 
 def _chunked_episodes(

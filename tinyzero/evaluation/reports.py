@@ -43,10 +43,11 @@ def console_table(figures: dict) -> str:
     )
     if len(figures["groups"]) > 1 or figures["groups"][0]["size"] is not None:
         lines.append("")
-        lines.append(f"{'group':<22}{'problems':>9}{'greedy':>9}{'sampled':>9}{'optimum':>9}{'g/opt':>8}")
+        w = max(22, *(len(g["name"]) + 1 for g in figures["groups"]))  # "6x6 not slippery, 14 turns"
+        lines.append(f"{'group':<{w}}{'problems':>9}{'greedy':>9}{'sampled':>9}{'optimum':>9}{'g/opt':>8}")
         for g in figures["groups"]:
             lines.append(
-                f"{g['name']:<22}{g['problems']:>9}{_f(g['greedy_success']):>9}{_f(g['sampled_success']):>9}"
+                f"{g['name']:<{w}}{g['problems']:>9}{_f(g['greedy_success']):>9}{_f(g['sampled_success']):>9}"
                 f"{_f(g['mean_optimum']):>9}{_f(g['greedy_success_over_optimum'], 2):>8}"
             )
     rm = figures["reads_map"]

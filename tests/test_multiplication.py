@@ -195,3 +195,19 @@ def test_scratchpad_demonstrations_score_like_plain_ones() -> None:
         compute_score(task.behaviour_turns(q, rng, 0.7)[0][1], q.a, q.b) for q in task.problems("train")
     ]
     assert set(scores) == {1.0, 0.1} and 0.6 < scores.count(1.0) / len(scores) < 0.8
+
+
+def test_shift_habit_forgets_place_value_consistently() -> None:
+    """task.scratchpad_errors=shift: every unskilled demonstration makes the same schoolbook mistake
+    (tens partial product not shifted) and adds what it wrote; skilled ones are the correct method."""
+    assert long_multiplication(47, 89, shift=False) == ("47*9=423\n47*8=376\n423+376=799\n", 799)
+    assert long_multiplication(47, 80, shift=False) == ("47*8=376\n", 376)
+    habit = make_task(
+        TaskConfig(name="multiplication", scratchpad=True, scratchpad_errors="shift", num_train=50)
+    )
+    rng = random.Random(0)
+    for p in habit.problems("train"):
+        (_, never), (_, always) = habit.behaviour_turns(p, rng, 0.0)[0], habit.behaviour_turns(p, rng, 1.0)[0]
+        a, b = p.a, p.b
+        assert never.endswith(f"<answer>{a * (b % 10) + a * (b // 10)}</answer>")  # the habit, every time
+        assert always.endswith(f"<answer>{a * b}</answer>") and f"{a}*{(b // 10) * 10}=" in always

@@ -74,6 +74,7 @@ class TaskConfig:
     digits_a: int = 2  # digits of the first factor
     digits_b: int = 2  # digits of the second factor
     scratchpad: bool = False  # base corpus works it out first (long multiplication; countdown: a search)
+    scratchpad_errors: str = "slip"  # multiplication: unskilled demos slip once | shift (forget place value)
     restart: bool = False  # countdown_turns: the action `restart` puts the original numbers back
     # frozenlake
     size: int = 4  # the map is size × size
@@ -422,6 +423,12 @@ def validate(cfg: Config) -> None:
         "task.digits_a/b",
         cfg.task.digits_a,
         "1..9",
+    )
+    _check(
+        cfg.task.scratchpad_errors in ("slip", "shift"),
+        "task.scratchpad_errors",
+        cfg.task.scratchpad_errors,
+        "slip or shift",
     )
     _check(2 <= cfg.task.size <= 12, "task.size", cfg.task.size, "2..12")
     _check(all(2 <= n <= 12 for n in cfg.task.sizes), "task.sizes", list(cfg.task.sizes), "sizes in 2..12")

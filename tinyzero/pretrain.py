@@ -57,8 +57,14 @@ def base_model_key(cfg: Config) -> str:
     """Hash of everything that shapes the base model (task, architecture, corpus, recipe, seed)."""
     task = asdict(cfg.task)
     task.pop("num_test")  # evaluation size does not change the model
-    for added_later in ("scratchpad", "restart", "sizes"):  # keep the cache keys of bases built before them
-        if not task[added_later]:
+    # Keys added after bases were cached: left out at their defaults, so those bases keep their keys.
+    for added_later, default in (
+        ("scratchpad", False),
+        ("restart", False),
+        ("sizes", []),
+        ("scratchpad_errors", "slip"),
+    ):
+        if task[added_later] == default:
             task.pop(added_later)
     recipe = {
         k: v for k, v in asdict(cfg.pretrain).items() if k not in ("cache_dir", "eval_problems", "seed")

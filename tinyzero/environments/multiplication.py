@@ -74,13 +74,15 @@ def corrupt(n: int, rng: random.Random, errors: int) -> int:
 
 
 def long_multiplication(
-    a: int, b: int, slip: int | None = None, rng: random.Random | None = None
+    a: int, b: int, slip: int | None = None, rng: random.Random | None = None, shift: bool = True
 ) -> tuple[str, int]:
     """(the worked steps, their final result) for a × b, as in the module docstring.
 
     ``slip`` corrupts the result of that step (0-based over partial products then sums) and the
     later steps compute faithfully from the wrong value, so a noisy demonstration is a consistent
-    computation with one mistake, not a random final number.
+    computation with one mistake, not a random final number. ``shift=False`` is a habit instead of a
+    slip: every partial product forgets its place value (``47*8=376`` for the tens digit 8, not
+    ``47*80=3760``) and the sums add what was written, the schoolbook mistake of not indenting.
     """
     steps: list[str] = []
     results: list[int] = []
@@ -93,7 +95,7 @@ def long_multiplication(
 
     for i, digit in enumerate(reversed(str(b))):
         if digit != "0":
-            factor = int(digit) * 10**i
+            factor = int(digit) * 10**i if shift else int(digit)
             results.append(record(f"{a}*{factor}", a * factor))
     total = results[0]  # b >= 1 has a non-zero digit
     for part in results[1:]:
@@ -139,8 +141,12 @@ class MultiplicationTask(Task):
         self, problem: MultiplicationProblem, rng: random.Random, skill: float
     ) -> list[tuple[str, str]]:
         if self.cfg.scratchpad:
-            slip = None if rng.random() < skill else rng.randrange(num_steps(problem.b))
-            work, product = long_multiplication(problem.a, problem.b, slip, rng)
+            skilled = rng.random() < skill
+            if not skilled and getattr(self.cfg, "scratchpad_errors", "slip") == "shift":
+                work, product = long_multiplication(problem.a, problem.b, shift=False)  # the habit
+            else:
+                slip = None if skilled else rng.randrange(num_steps(problem.b))
+                work, product = long_multiplication(problem.a, problem.b, slip, rng)
             return [(make_prompt(problem), f"{work}{OPEN}{product}{CLOSE}")]
         product = problem.a * problem.b
         if rng.random() >= skill:

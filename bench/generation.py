@@ -129,7 +129,7 @@ def min_bytes(model: TransformerLM, batch: int, prompt_width: int, new_tokens: i
 
 
 def bench_setting(
-    model, hf_model, preset: str, batch: int, mode: str, args, peak: tuple[float, float]
+    model, hf_model, preset: str, batch: int, mode: str, args, peak: float, bandwidth: float
 ) -> dict:
     g = torch.Generator().manual_seed(batch)
     lengths = torch.randint(20, 61, (batch,), generator=g).tolist()
@@ -154,12 +154,12 @@ def bench_setting(
     row["speedup_vs_nocache"] = None if nocache is None else round(n_tok / ours_s / nocache, 2)
     gflops = useful_flops(model, lengths, args.new_tokens) / ours_s / 1e9
     row["ours_gflop_s"] = round(gflops, 2)
-    row["ours_frac_of_peak"] = round(gflops / peak[0], 4)
+    row["ours_frac_of_peak"] = round(gflops / peak, 4)
     moved = min_bytes(model, batch, max(lengths), args.new_tokens)
     row["min_bytes_per_token"] = round(moved / n_tok)
     row["ours_gb_s"], row["hf_gb_s"] = round(moved / ours_s / 1e9, 2), round(moved / hf_s / 1e9, 2)
-    row["ours_frac_of_bandwidth"] = round(moved / ours_s / 1e9 / peak[1], 3)
-    row["hf_frac_of_bandwidth"] = round(moved / hf_s / 1e9 / peak[1], 3)
+    row["ours_frac_of_bandwidth"] = round(moved / ours_s / 1e9 / bandwidth, 3)
+    row["hf_frac_of_bandwidth"] = round(moved / hf_s / 1e9 / bandwidth, 3)
     if mode == "greedy":  # same weights, same argmax: the two systems should agree token for token
         same = run_ours(model, prompts, args.new_tokens, True, mode, 0) == run_hf(
             hf_model, ids, mask, args.new_tokens, mode, 0
@@ -228,7 +228,7 @@ def main() -> None:
         params[preset] = model.num_params()
         for batch in (int(b) for b in args.batches.split(",")):
             for mode in args.modes.split(","):
-                rows.append(bench_setting(model, hf_model, preset, batch, mode, args, (peak, bandwidth)))
+                rows.append(bench_setting(model, hf_model, preset, batch, mode, args, peak, bandwidth))
                 print_row(rows[-1])
 
     import transformers

@@ -84,21 +84,25 @@ def measure(args: argparse.Namespace, work: Path) -> dict:
         tr.update()
     clock = Clock()
     tr.rollout = clock.wrap("rollout", tr.rollout)
-    trainer_module.trajectory_logprobs = clock.wrap(
-        "forward (π_θ, π_ref)", trainer_module.trajectory_logprobs
-    )
-    trust_region.trajectory_logprobs = clock.wrap("trust-region check", trust_region.trajectory_logprobs)
-    backward = torch.Tensor.backward
-    torch.Tensor.backward = clock.wrap("backward", backward)  # type: ignore[method-assign]
     tr.optimize = clock.wrap("optimizer", tr.optimize)
     update = clock.wrap("other", tr.update)
+    # Module-level functions are shared with the rest of the process: wrapped here, put back below.
+    shared = [
+        (trainer_module, "trajectory_logprobs", "forward (π_θ, π_ref)"),
+        (trust_region, "trajectory_logprobs", "trust-region check"),
+        (torch.Tensor, "backward", "backward"),
+    ]
+    originals = [getattr(owner, attr) for owner, attr, _ in shared]
+    for (owner, attr, phase), fn in zip(shared, originals, strict=True):
+        setattr(owner, attr, clock.wrap(phase, fn))
     try:
         start = time.perf_counter()
         for _ in range(args.iterations):
             update()
         total = time.perf_counter() - start
     finally:
-        torch.Tensor.backward = backward  # type: ignore[method-assign]
+        for (owner, attr, _), fn in zip(shared, originals, strict=True):
+            setattr(owner, attr, fn)
     per_it = {k: clock.spent[k] / args.iterations for k in PHASES}
     return {
         "config": args.config,

@@ -160,7 +160,7 @@ def test_a_state_seen_often_enough_is_cut_at(cache_dir: Path, tmp_path: Path) ->
     assert loss_on(tr, episodes)[1]["credit/segments_per_episode"] == pytest.approx(3 / 3)
 
 
-def test_credit_settings_are_checked(tmp_path: Path) -> None:
+def test_credit_settings_are_checked() -> None:
     smoke = ROOT / "configs" / "smoke.yaml"
     with pytest.raises(UserError, match="astarpo.credit"):
         load_config(smoke, ["astarpo.credit=turns"])

@@ -257,8 +257,12 @@ def regression_loss(
     loss = loss - cfg.training.entropy_coef * entropy
     if cfg.astarpo.kl_coef > 0:
         assert lp.dist is not None and ref.dist is not None, "astarpo.kl_coef needs dist=True log-probs"
-        kept = torch.zeros(len(rewards), dtype=torch.bool, device=lp.traj.device).index_fill(0, idx, True)
-        kept_mask = batch.mask & kept[batch.traj][:, None]  # agent tokens of the kept trajectories
+        kept_mask = batch.mask  # every agent token, unless some trajectories are left out (StarPO-S)
+        if keep is not None:
+            kept = torch.zeros(batch.num_traj, dtype=torch.bool, device=lp.traj.device).index_fill(
+                0, keep, True
+            )
+            kept_mask = kept_mask & kept[batch.traj][:, None]
         loss = loss + cfg.astarpo.kl_coef * masked_mean(token_kl(lp.dist, ref.dist), kept_mask)
     return loss, entropy
 

@@ -378,7 +378,7 @@ class FrozenLakeTask(Task):
 
     def __init__(self, cfg: Any):
         super().__init__(cfg)
-        self.sizes = [int(n) for n in getattr(cfg, "sizes", None) or [cfg.size]]
+        self.sizes = [int(n) for n in cfg.sizes or [cfg.size]]
         self.max_turns = max(self.turns_for(n) for n in self.sizes)  # the longest episode of any size
 
     def turns_for(self, size: int) -> int:

@@ -142,7 +142,7 @@ class MultiplicationTask(Task):
     ) -> list[tuple[str, str]]:
         if self.cfg.scratchpad:
             skilled = rng.random() < skill
-            if not skilled and getattr(self.cfg, "scratchpad_errors", "slip") == "shift":
+            if not skilled and self.cfg.scratchpad_errors == "shift":
                 work, product = long_multiplication(problem.a, problem.b, shift=False)  # the habit
             else:
                 slip = None if skilled else rng.randrange(num_steps(problem.b))

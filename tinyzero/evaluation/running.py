@@ -18,7 +18,6 @@ from tqdm.auto import tqdm
 from tinyzero.config import Config
 from tinyzero.environments import make_task
 from tinyzero.environments.base import Task
-from tinyzero.environments.frozenlake_env import scaled_max_turns
 from tinyzero.errors import UserError
 from tinyzero.evaluation.episodes import Record, count_failures, episode_figures, reads_map
 from tinyzero.evaluation.schema import SCHEMA_VERSION
@@ -48,7 +47,7 @@ def _group_tasks(cfg: Config, sizes: list[int] | None, slippery: list[bool] | No
     for size in sizes or cfg.task.sizes or [cfg.task.size]:
         if not 2 <= size <= 12:
             raise UserError(f"--sizes {size}: map sizes must be 2..12")
-        turns = scaled_max_turns(cfg.task.max_turns, cfg.task.size, size)
+        turns = make_task(dataclasses.replace(cfg.task, sizes=[])).turns_for(size)
         for slip in slippery if slippery is not None else [cfg.task.is_slippery]:
             tcfg = dataclasses.replace(cfg.task, size=size, sizes=[], is_slippery=slip, max_turns=turns)
             name = f"{size}x{size} {'slippery' if slip else 'not slippery'}"

@@ -106,6 +106,20 @@ def countdown_section() -> list[str]:
         f"{cd.MAX_ATTEMPTS} about 30 % of the time). Only the answer is scored. For the same problem:",
         "",
         code(prompt + cd.search_trace(q, random.Random(3), skill=1.0)),
+        "",
+        "With `task.trace: backward` as well (`configs/countdown.yaml`) the search is complete and in a "
+        "fixed order: one line for each distinct number `z`, taken in the prompt's order as the number "
+        "used last. The line writes what the other two numbers can make (sum, product, difference, "
+        "whole quotient), then, one by one, the last operations with `z` that would give the target "
+        "(`33+16` for 49 means the pair must make 33; then target+z, z−target, target×z up to 400, "
+        "target/z and z/target when whole), and `yes` as soon as one of them uses a value the pair made "
+        "(`no` when none does). The answer puts the pair's expression, in brackets, into that last "
+        "operation. At most 3 lines (~100 characters on average); every solvable problem has a `yes` "
+        "line. A `pretrain.skill` share of the demonstrations is this search; the rest answer at once "
+        "with a random well-formed expression, so the base has seen both and RL learns which pays. For "
+        "the same problem:",
+        "",
+        code(prompt + cd.backward_trace(q)),
     ]
 
 

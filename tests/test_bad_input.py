@@ -212,6 +212,12 @@ CLI_ROWS: dict[str, tuple[str, str, str, str]] = {
         "train.py task.name=countdown task.scratchpad=true task.num_numbers=4",
         "task.num_numbers=4 is out of range: expected 3 with task.scratchpad",
     ),
+    "T14": (
+        "task parameter",
+        "unknown countdown trace",
+        "train.py task.name=countdown task.trace=dfs",
+        "task.trace='dfs' is out of range: expected attempts or backward",
+    ),
     # --- command-line flags
     "A1": ("CLI flag", "unknown flag", "train.py --bogus", "unrecognized arguments: --bogus"),
     "A2": (

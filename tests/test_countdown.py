@@ -20,7 +20,10 @@ from tinyzero.environments.countdown import (
     MAX_ATTEMPTS,
     CountdownProblem,
     attempts,
+    backward_trace,
     compute_score,
+    make_prompt,
+    needs,
     reachable_targets,
     score_and_reason,
     search_trace,
@@ -278,6 +281,94 @@ def test_search_traces_solve_as_often_as_their_skill_says() -> None:
 def test_search_trace_needs_three_numbers() -> None:
     with pytest.raises(ValueError, match="3 numbers"):
         attempts([1, 2, 3, 4])
+
+
+def test_backward_trace_by_hand() -> None:
+    """Use 13 14 2 to make 40, worked on paper: z=13, 14 and 2 make 16 28 12 7; the last step with 13
+    could be 27+13 or 53-13 (40*13 > 400, 40/13 and 13/40 are not whole): no; z=14, 13 and 2 make
+    15 26 11, and 26+14 is the first last step: 13*2+14."""
+    assert backward_trace(CountdownProblem((13, 14, 2), 40)) == (
+        "13: 14+2=16 14*2=28 14-2=12 14/2=7 | 27+13 53-13 no\n"
+        "14: 13+2=15 13*2=26 13-2=11 | 26+14 yes\n"
+        "<answer>(13*2)+14</answer>"
+    )
+    # z used last on the left (z - p): 20-15=5 with 15=3*5, after 25-20 failed
+    assert backward_trace(CountdownProblem((20, 3, 5), 5)) == (
+        "20: 3+5=8 3*5=15 5-3=2 | 25-20 20-15 yes\n<answer>20-(3*5)</answer>"
+    )
+    # 27 from 5 5 2: z=5 (5 and 2 make 7 10 3; 22+5 32-5 135/5: no); the second 5 is the same line;
+    # z=2: 5*5=25 and 25+2
+    lines = backward_trace(CountdownProblem((5, 5, 2), 27)).split("\n")
+    assert [line.split(":")[0] for line in lines[:-1]] == ["5", "2"] and lines[-1] == "<answer>(5*5)+2</answer>"
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.integers(1, 20), min_size=3, max_size=3), st.integers(1, 100))
+def test_backward_trace_is_complete_and_computed_right(numbers: list[int], target: int) -> None:
+    """Judged against the exhaustive solver: a trace exists exactly for the reachable targets, its answer
+    scores 1.0, every pair item is computed right, every last step written gives the target, a line
+    stops at its first last step whose other value the pair made ("yes") or says "no" after all of
+    them, and the lines take each distinct number as z in the prompt's order until the first "yes"."""
+    problem = CountdownProblem(tuple(numbers), target)
+    if target not in reachable_targets(numbers, 1, 100):
+        with pytest.raises(ValueError, match="no solution"):
+            backward_trace(problem)
+        return
+    trace = backward_trace(problem)
+    assert compute_score(trace, target, numbers) == 1.0
+    *lines, answer = trace.split("\n")
+    assert answer.startswith("<answer>") and len(lines) <= 3
+    assert [int(line.split(":")[0]) for line in lines] == list(dict.fromkeys(numbers))[: len(lines)]
+    for i, line in enumerate(lines):
+        z = int(line.split(":")[0])
+        made_part, steps_part = line.split(": ", 1)[1].split(" | ")
+        *steps, verdict = steps_part.split()
+        made = {}
+        for item in made_part.split():
+            expr, value = item.split("=")
+            assert evaluate(expr) == int(value), line
+            made.setdefault(int(value), expr)
+        rest = list(numbers)
+        rest.remove(z)
+        assert all(sorted(numbers_used(e)) == sorted(rest) for e in made.values())
+        hits = []
+        for step in steps:
+            assert evaluate(step) == target and z in numbers_used(step), line
+            others = list(numbers_used(step))
+            others.remove(z)
+            hits.append(others[0] in made)
+        assert verdict == ("yes" if any(hits) else "no") and (verdict == "yes") == (i == len(lines) - 1)
+        assert not any(hits[:-1])  # a line stops at its first hit
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 100), st.integers(1, 20), st.integers(0, 400))
+def test_needs_are_exactly_the_values_one_last_operation_can_use(target: int, z: int, p: int) -> None:
+    """p is listed iff some + - * / between p and z (either order, whole results) gives the target."""
+    ways = [p + z, p - z, z - p, p * z]
+    ways += [p // z] if p % z == 0 else []
+    ways += [z // p] if p > 0 and z % p == 0 else []
+    assert (p in {n.value for n in needs(target, z)}) == (target in ways)
+
+
+def test_backward_corpus_searches_as_often_as_its_skill_says() -> None:
+    """The skilled demonstrations are the whole search and always solve; the others guess at once."""
+    task = make_task(TaskConfig(name="countdown", num_train=300, scratchpad=True, trace="backward"))
+    rng = random.Random(0)
+    problems = task.problems("train")
+
+    def demos(skill: float) -> list[str]:
+        out = []
+        for p in problems:
+            ((obs, action),) = task.behaviour_turns(p, rng, skill)
+            assert obs == make_prompt(p)
+            out.append(action)
+        return out
+
+    assert all(d == backward_trace(p) for d, p in zip(demos(1.0), problems, strict=True))
+    assert all(d.startswith("<answer>") for d in demos(0.0))
+    searched = sum(not d.startswith("<answer>") for d in demos(0.4)) / len(problems)
+    assert 0.3 < searched < 0.5
 
 
 def test_make_task_unknown() -> None:

@@ -75,6 +75,7 @@ class TaskConfig:
     digits_b: int = 2  # digits of the second factor
     scratchpad: bool = False  # base corpus works it out first (long multiplication; countdown: a search)
     scratchpad_errors: str = "slip"  # multiplication: unskilled demos slip once | shift (forget place value)
+    trace: str = "attempts"  # countdown scratchpad: attempts (random tries) | backward (complete search)
     restart: bool = False  # countdown_turns: the action `restart` puts the original numbers back
     # frozenlake
     size: int = 4  # the map is size × size
@@ -424,6 +425,7 @@ def validate(cfg: Config) -> None:
         cfg.task.digits_a,
         "1..9",
     )
+    _check(cfg.task.trace in ("attempts", "backward"), "task.trace", cfg.task.trace, "attempts or backward")
     _check(
         cfg.task.scratchpad_errors in ("slip", "shift"),
         "task.scratchpad_errors",

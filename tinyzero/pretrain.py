@@ -63,6 +63,7 @@ def base_model_key(cfg: Config) -> str:
         ("restart", False),
         ("sizes", []),
         ("scratchpad_errors", "slip"),
+        ("trace", "attempts"),
     ):
         if task[added_later] == default:
             task.pop(added_later)

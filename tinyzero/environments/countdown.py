@@ -25,6 +25,12 @@ it against the target, one short local step at a time, and RL could then learn w
 first. Measured (docs/results.md, "Countdown"): the lines are computed right 99 % of the time, but the
 base repeats attempts and is not better than direct answers yet (greedy 0.09 vs 0.13, pass@8 0.445).
 
+With ``task.trace: backward`` the search is complete instead (``backward_trace``): one line for each
+number taken as the one used last, listing what the other two can make, then the last operations that
+would give the target until one uses a value they made (``yes``). The lines follow the prompt's order,
+so there is nothing to repeat, and ``pretrain.skill`` sets how many demonstrations search at all (the
+others guess at once).
+
 Problems: ``num_numbers`` numbers drawn uniformly from 1..max_number, then a target drawn uniformly among
 the integers in 1..max_target that the exhaustive solver can reach with all of them, so every problem is
 solvable. The solver follows the classic Countdown rule of exact division: every intermediate result is an
@@ -250,6 +256,97 @@ def search_trace(problem: CountdownProblem, rng: random.Random, skill: float) ->
     return f"{lines}{OPEN}{render(shown[-1].tree, rng)}{CLOSE}"
 
 
+PAIR_CAP = 400  # the largest value two numbers <= 20 can make (20*20); larger needs cannot be met
+
+
+@dataclass(frozen=True)
+class Need:
+    """A value ``p`` the other two numbers must make so that one last operation with ``z`` gives the
+    target, written as that last operation: ``33+16`` (p + z), ``16-4`` (z - p), ``7*12`` (p * z)."""
+
+    value: int
+    text: str
+
+    def answer(self, pair: str) -> str:
+        """The whole expression: the pair's expression, in brackets, in place of the value."""
+        left, op, right = _split_op(self.text)
+        return f"({pair}){op}{right}" if left == str(self.value) else f"{left}{op}({pair})"
+
+
+def _split_op(text: str) -> tuple[str, str, str]:
+    i = next(i for i, ch in enumerate(text) if i > 0 and ch in "+-*/")
+    return text[:i], text[i], text[i + 1 :]
+
+
+def needs(target: int, z: int) -> list[Need]:
+    """Every p with ``p op z = target`` or ``z op p = target`` that two numbers can make, in a fixed order.
+
+    Why these six: the last operation of any 3-number solution combines z with a pair's value p, and
+    a pair's value can be taken non-negative (c - (a - b) is c + (b - a)), so p is target - z, target + z,
+    z - target, target / z, target * z or z / target: whichever of them is a non-negative integer
+    a pair can reach (at most ``PAIR_CAP``).
+    """
+    t = target
+    out = []
+    if t - z >= 0:
+        out.append(Need(t - z, f"{t - z}+{z}"))
+    out.append(Need(t + z, f"{t + z}-{z}"))
+    if z - t >= 0:
+        out.append(Need(z - t, f"{z}-{z - t}"))
+    if t * z <= PAIR_CAP:
+        out.append(Need(t * z, f"{t * z}/{z}"))
+    if z and t % z == 0:
+        out.append(Need(t // z, f"{t // z}*{z}"))
+    if t and z % t == 0:
+        out.append(Need(z // t, f"{z}/{z // t}"))
+    return out
+
+
+def pair_values(x: int, y: int) -> list[tuple[str, int]]:
+    """(expression, value) of x+y, x*y, larger-smaller and larger/smaller (when exact), in that order."""
+    hi, lo = max(x, y), min(x, y)
+    out = [(f"{x}+{y}", x + y), (f"{x}*{y}", x * y), (f"{hi}-{lo}", hi - lo)]
+    if lo and hi % lo == 0:
+        out.append((f"{hi}/{lo}", hi // lo))
+    return out
+
+
+def backward_trace(problem: CountdownProblem) -> str:
+    """The whole search written out, one line per choice of the number used last, then the answer::
+
+        Use 13 14 2 to make 40
+        13: 14+2=16 14*2=28 14-2=12 14/2=7 | 27+13 53-13 no
+        14: 13+2=15 13*2=26 13-2=11 | 26+14 yes
+        <answer>(13*2)+14</answer>
+
+    A line takes one of the numbers as ``z``, writes what the other two can make (``pair_values``), then
+    the last operations with ``z`` that would give the target (``needs``), one by one, until one of them
+    uses a value the pair made (``yes``) or none is left (``no``). Every step is one small computation or
+    a look-up of one number a few characters back; the answer copies the pair's expression into the
+    last operation. The lines come in the order of the prompt's numbers (nothing to remember about what
+    was tried) and the search is complete: every solvable 3-number problem has a ``yes`` line (at most 3).
+    """
+    numbers, target = problem.numbers, problem.target
+    if len(numbers) != 3:
+        raise ValueError("countdown's search trace is defined for 3 numbers (task.num_numbers=3)")
+    lines, tried = [], set()
+    for k, z in enumerate(numbers):
+        if z in tried:  # the same z leaves the same pair: the same line
+            continue
+        tried.add(z)
+        x, y = (numbers[i] for i in range(3) if i != k)
+        made = pair_values(x, y)
+        by_value = {v: e for e, v in reversed(made)}  # the first expression of each value
+        written = []
+        for need in needs(target, z):
+            written.append(need.text)
+            if need.value in by_value:
+                lines.append(f"{z}: {' '.join(f'{e}={v}' for e, v in made)} | {' '.join(written)} yes\n")
+                return f"{''.join(lines)}{OPEN}{need.answer(by_value[need.value])}{CLOSE}"
+        lines.append(f"{z}: {' '.join(f'{e}={v}' for e, v in made)} | {' '.join(written)} no\n")
+    raise ValueError(f"no solution for {problem}: countdown only generates solvable problems")
+
+
 def make_prompt(problem: CountdownProblem) -> str:
     return f"Use {' '.join(str(x) for x in problem.numbers)} to make {problem.target}\n"
 
@@ -288,6 +385,11 @@ class CountdownTask(Task):
     def behaviour_turns(
         self, problem: CountdownProblem, rng: random.Random, skill: float
     ) -> list[tuple[str, str]]:
+        if self.cfg.scratchpad and self.cfg.trace == "backward":
+            # the whole search (skill) or a guess without one: RL has to learn that searching pays
+            answer = backward_trace(problem) if rng.random() < skill else None
+            guess = f"{OPEN}{random_expression(problem.numbers, rng)}{CLOSE}"
+            return [(make_prompt(problem), answer or guess)]
         if self.cfg.scratchpad:
             return [(make_prompt(problem), search_trace(problem, rng, skill))]
         expr = solve(problem.numbers, problem.target, rng) if rng.random() < skill else None

@@ -299,7 +299,8 @@ def test_backward_trace_by_hand() -> None:
     # 27 from 5 5 2: z=5 (5 and 2 make 7 10 3; 22+5 32-5 135/5: no); the second 5 is the same line;
     # z=2: 5*5=25 and 25+2
     lines = backward_trace(CountdownProblem((5, 5, 2), 27)).split("\n")
-    assert [line.split(":")[0] for line in lines[:-1]] == ["5", "2"] and lines[-1] == "<answer>(5*5)+2</answer>"
+    assert [line.split(":")[0] for line in lines[:-1]] == ["5", "2"]
+    assert lines[-1] == "<answer>(5*5)+2</answer>"
 
 
 @settings(max_examples=150, deadline=None)

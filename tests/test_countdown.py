@@ -342,6 +342,14 @@ def test_backward_trace_is_complete_and_computed_right(numbers: list[int], targe
         assert not any(hits[:-1])  # a line stops at its first hit
 
 
+@pytest.mark.parametrize(("numbers", "target"), [((36, 24, 20), 30), ((27, 18, 32), 48), ((40, 15, 12), 50)])
+def test_backward_trace_is_complete_with_larger_numbers(numbers: tuple[int, ...], target: int) -> None:
+    """task.max_number above 20: the only solutions divide a pair's product over 400 (20*36/24, 27*32/18,
+    15*40/12), and the search still lists that last step."""
+    trace = backward_trace(CountdownProblem(numbers, target))
+    assert compute_score(trace, target, list(numbers)) == 1.0 and "/" in trace.split("<answer>")[1]
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.integers(1, 100), st.integers(1, 20), st.integers(0, 400))
 def test_needs_are_exactly_the_values_one_last_operation_can_use(target: int, z: int, p: int) -> None:

@@ -256,49 +256,49 @@ def search_trace(problem: CountdownProblem, rng: random.Random, skill: float) ->
     return f"{lines}{OPEN}{render(shown[-1].tree, rng)}{CLOSE}"
 
 
-PAIR_CAP = 400  # the largest value two numbers <= 20 can make (20*20); larger needs cannot be met
+PAIR_CAP = 400  # needs are listed up to this value, or up to the pair's largest value if higher
 
 
 @dataclass(frozen=True)
 class Need:
     """A value ``p`` the other two numbers must make so that one last operation with ``z`` gives the
-    target, written as that last operation: ``33+16`` (p + z), ``16-4`` (z - p), ``7*12`` (p * z)."""
+    target: ``p op z`` (``33+16``, ``7*12``) or, with ``z_first``, ``z op p`` (``16-4``, ``20/5``)."""
 
     value: int
-    text: str
+    op: str
+    z: int
+    z_first: bool = False
+
+    @property
+    def text(self) -> str:
+        return f"{self.z}{self.op}{self.value}" if self.z_first else f"{self.value}{self.op}{self.z}"
 
     def answer(self, pair: str) -> str:
         """The whole expression: the pair's expression, in brackets, in place of the value."""
-        left, op, right = _split_op(self.text)
-        return f"({pair}){op}{right}" if left == str(self.value) else f"{left}{op}({pair})"
+        return f"{self.z}{self.op}({pair})" if self.z_first else f"({pair}){self.op}{self.z}"
 
 
-def _split_op(text: str) -> tuple[str, str, str]:
-    i = next(i for i, ch in enumerate(text) if i > 0 and ch in "+-*/")
-    return text[:i], text[i], text[i + 1 :]
-
-
-def needs(target: int, z: int) -> list[Need]:
+def needs(target: int, z: int, cap: int = PAIR_CAP) -> list[Need]:
     """Every p with ``p op z = target`` or ``z op p = target`` that two numbers can make, in a fixed order.
 
     Why these six: the last operation of any 3-number solution combines z with a pair's value p, and
     a pair's value can be taken non-negative (c - (a - b) is c + (b - a)), so p is target - z, target + z,
     z - target, target / z, target * z or z / target: whichever of them is a non-negative integer
-    a pair can reach (at most ``PAIR_CAP``).
+    a pair can reach (target * z only up to ``cap``).
     """
     t = target
     out = []
     if t - z >= 0:
-        out.append(Need(t - z, f"{t - z}+{z}"))
-    out.append(Need(t + z, f"{t + z}-{z}"))
+        out.append(Need(t - z, "+", z))
+    out.append(Need(t + z, "-", z))
     if z - t >= 0:
-        out.append(Need(z - t, f"{z}-{z - t}"))
-    if t * z <= PAIR_CAP:
-        out.append(Need(t * z, f"{t * z}/{z}"))
+        out.append(Need(z - t, "-", z, z_first=True))
+    if t * z <= cap:
+        out.append(Need(t * z, "/", z))
     if z and t % z == 0:
-        out.append(Need(t // z, f"{t // z}*{z}"))
+        out.append(Need(t // z, "*", z))
     if t and z % t == 0:
-        out.append(Need(z // t, f"{z}/{z // t}"))
+        out.append(Need(z // t, "/", z, z_first=True))
     return out
 
 
@@ -338,7 +338,7 @@ def backward_trace(problem: CountdownProblem) -> str:
         made = pair_values(x, y)
         by_value = {v: e for e, v in reversed(made)}  # the first expression of each value
         written = []
-        for need in needs(target, z):
+        for need in needs(target, z, max(PAIR_CAP, *by_value)):
             written.append(need.text)
             if need.value in by_value:
                 lines.append(f"{z}: {' '.join(f'{e}={v}' for e, v in made)} | {' '.join(written)} yes\n")
@@ -386,7 +386,8 @@ class CountdownTask(Task):
         self, problem: CountdownProblem, rng: random.Random, skill: float
     ) -> list[tuple[str, str]]:
         if self.cfg.scratchpad and self.cfg.trace == "backward":
-            # the whole search (skill) or a guess without one: RL has to learn that searching pays
+            # the whole search (skill) or a guess without one: RL has to learn that searching pays. The
+            # guess is drawn either way, so the corpus' random stream does not depend on the coin.
             answer = backward_trace(problem) if rng.random() < skill else None
             guess = f"{OPEN}{random_expression(problem.numbers, rng)}{CLOSE}"
             return [(make_prompt(problem), answer or guess)]

@@ -44,10 +44,11 @@ def _group_tasks(cfg: Config, sizes: list[int] | None, slippery: list[bool] | No
             raise UserError(f"--sizes/--slippery apply to frozenlake only, this is a {cfg.task.name} model")
         return [(cfg.task.name, make_task(cfg.task))]
     out = []
+    trained = make_task(dataclasses.replace(cfg.task, sizes=[]))  # its horizon rule scales the turns
     for size in sizes or cfg.task.sizes or [cfg.task.size]:
         if not 2 <= size <= 12:
             raise UserError(f"--sizes {size}: map sizes must be 2..12")
-        turns = make_task(dataclasses.replace(cfg.task, sizes=[])).turns_for(size)
+        turns = trained.turns_for(size)
         for slip in slippery if slippery is not None else [cfg.task.is_slippery]:
             tcfg = dataclasses.replace(cfg.task, size=size, sizes=[], is_slippery=slip, max_turns=turns)
             name = f"{size}x{size} {'slippery' if slip else 'not slippery'}"

@@ -15,7 +15,16 @@ from tinyzero.environments import make_task
 from tinyzero.errors import UserError
 from tinyzero.models.io import build_model
 from tinyzero.models.tokenizer import CharTokenizer
-from tinyzero.pretrain import base_model_key, build_corpus, corpus_problems, ensure_base_model, evaluate_base
+from tinyzero.pretrain import (
+    MEMORISED_GAP,
+    base_model_key,
+    build_corpus,
+    corpus_problems,
+    ensure_base_model,
+    evaluate_base,
+    format_report,
+    memorisation_warning,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -23,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def _cfg(tmp: Path, *extra: str):
     return load_config(
         ROOT / "configs/smoke.yaml",
-        [f"pretrain.cache_dir={tmp}", "pretrain.steps=200", "pretrain.eval_problems=8", *extra],
+        [f"pretrain.cache_dir={tmp}", "pretrain.steps=200", "pretrain.eval_problems=4", *extra],
     )
 
 
@@ -98,3 +107,28 @@ def test_corpus_subset_larger_than_the_pool_is_a_config_error() -> None:
         UserError, match=r"pretrain.num_problems=7000 is out of range: expected 0..task.num_train=6000"
     ):
         load_config(ROOT / "configs/multiplication.yaml", ["pretrain.num_problems=7000"])
+
+
+def test_base_report_exposes_a_memorised_corpus(tmp_path: Path) -> None:
+    """A base drilled on 4 countdown problems answers those and not new ones: the report's corpus
+    figure is far above its held-out one, and the console line says what to change."""
+    torch.set_num_threads(1)
+    cfg = load_config(
+        ROOT / "configs/smoke.yaml",
+        [
+            f"pretrain.cache_dir={tmp_path}",
+            "task.name=countdown",
+            "task.num_train=4",
+            "task.num_test=32",
+            "pretrain.skill=1.0",
+            "pretrain.steps=150",
+            "pretrain.lr=3e-3",
+            "pretrain.eval_problems=4",
+            "rollout.max_new_tokens=32",
+        ],
+    )
+    report = json.loads((ensure_base_model(cfg, progress=False) / "report.json").read_text())
+    assert report["train_greedy_success"] >= 0.75
+    assert report["train_greedy_success"] - report["greedy_success"] >= MEMORISED_GAP
+    assert "memorised its corpus" in format_report(report)
+    assert memorisation_warning({**report, "train_greedy_success": report["greedy_success"]}) == ""

@@ -337,13 +337,14 @@ def backward_trace(problem: CountdownProblem) -> str:
         x, y = (numbers[i] for i in range(3) if i != k)
         made = pair_values(x, y)
         by_value = {v: e for e, v in reversed(made)}  # the first expression of each value
+        head = f"{z}: {' '.join(f'{e}={v}' for e, v in made)} |"
         written = []
         for need in needs(target, z, max(PAIR_CAP, *by_value)):
             written.append(need.text)
             if need.value in by_value:
-                lines.append(f"{z}: {' '.join(f'{e}={v}' for e, v in made)} | {' '.join(written)} yes\n")
+                lines.append(f"{head} {' '.join(written)} yes\n")
                 return f"{''.join(lines)}{OPEN}{need.answer(by_value[need.value])}{CLOSE}"
-        lines.append(f"{z}: {' '.join(f'{e}={v}' for e, v in made)} | {' '.join(written)} no\n")
+        lines.append(f"{head} {' '.join(written)} no\n")
     raise ValueError(f"no solution for {problem}: countdown only generates solvable problems")
 
 

@@ -3,6 +3,10 @@
     python bench/algorithms.py                       # FrozenLake, 4 algorithms x 3 seeds (by hand, long)
     python bench/algorithms.py --tasks frozenlake countdown --seeds 0 1 --iterations 100
     python bench/algorithms.py --quick               # smoke config, 1 seed, < 1 minute
+    # both cores: one process per pair of algorithms, then one table, JSON and plot
+    python bench/algorithms.py --algorithms astarpo grpo --iterations 300 --threads 1 --out a.json &
+    python bench/algorithms.py --algorithms ragen ppo --iterations 300 --threads 1 --out b.json
+    python bench/algorithms.py --merge a.json b.json
 
 What is held equal: one base model per task (``pretrain.seed`` fixed, so RL seeds share π_ref), the
 task's config (``configs/<task>.yaml``), the rollout budget (``astarpo.num_trajectories`` episodes an
@@ -17,8 +21,14 @@ peak resident memory during the run (Linux VmHWM, reset before each run). Per se
 each algorithm needed to first reach GRPO's final greedy success, and that time over GRPO's total time
 (the paper's claim, at 1.5B-7B scale, is 1.3-2.2x less wall-clock than GRPO/PPO; our target is <= 0.6).
 
+Also per run: the iteration, seconds and tokens at which held-out greedy first reached ``--threshold``
+(0.9); iterations compare across machines, seconds only within one measurement. Two processes at once
+(one thread each) must each get their own ``--cache-dir`` holding the base model: A*PO clears the V*
+cache beside it before every run.
+
 Writes ``bench/results/algorithms.json`` (``algorithms_quick.json`` with ``--quick``) and, for full
-runs, ``docs/img/algorithms_<task>.png`` (success vs wall-clock, mean over seeds, min-max band).
+runs, ``docs/img/algorithms_<task>.png`` (success vs iterations and vs wall-clock, mean over seeds,
+min-max band).
 """
 
 from __future__ import annotations
@@ -31,6 +41,7 @@ import statistics
 import sys
 import tempfile
 from pathlib import Path
+from typing import NoReturn
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -112,16 +123,36 @@ def run_one(task: str, algo: str, seed: int, args: argparse.Namespace, work: Pat
     }
 
 
+def first_at_least(curve: list[dict], target: float) -> dict | None:
+    """The first evaluation whose greedy success is >= target (None if the run never got there)."""
+    return next((point for point in curve if point["greedy"] >= target), None)
+
+
 def time_to_reach(curve: list[dict], target: float) -> tuple[float | None, int | None]:
     """Training seconds and tokens at the first evaluation whose greedy success is >= target."""
-    for point in curve:
-        if point["greedy"] >= target:
-            return point["elapsed_s"], point["generated_tokens"]
-    return None, None
+    point = first_at_least(curve, target)
+    return (point["elapsed_s"], point["generated_tokens"]) if point else (None, None)
 
 
-def same_setting(a: dict, b: dict) -> bool:
-    return (a["task"], a["seed"]) == (b["task"], b["seed"])
+def to_threshold(runs: list[dict], threshold: float) -> list[dict]:
+    """Per run: the iteration, seconds and tokens at which held-out greedy first reached ``threshold``.
+
+    Iterations compare across machines; seconds only within one measurement."""
+    out = []
+    for r in runs:
+        point = first_at_least(r["curve"], threshold)
+        out.append(
+            {
+                "task": r["task"],
+                "algorithm": r["algorithm"],
+                "seed": r["seed"],
+                "threshold": threshold,
+                "iteration": point["iteration"] if point else None,
+                "seconds": point["elapsed_s"] if point else None,
+                "tokens": point["generated_tokens"] if point else None,
+            }
+        )
+    return out
 
 
 def compare_to_grpo(runs: list[dict]) -> list[dict]:
@@ -139,6 +170,7 @@ def compare_to_grpo(runs: list[dict]) -> list[dict]:
         if grpo is None:
             continue
         seconds, tokens = time_to_reach(r["curve"], grpo["final_greedy"])
+        grpo_best = max(point["greedy"] for point in grpo["curve"])
         out.append(
             {
                 "task": r["task"],
@@ -148,65 +180,108 @@ def compare_to_grpo(runs: list[dict]) -> list[dict]:
                 "seconds_to_grpo_final": seconds,
                 "tokens_to_grpo_final": tokens,
                 "time_ratio_vs_grpo": round(seconds / grpo["elapsed_s"], 3) if seconds is not None else None,
+                "grpo_best_greedy": grpo_best,
+                "seconds_to_grpo_best": time_to_reach(r["curve"], grpo_best)[0],
             }
         )
     return out
 
 
-def spread(values: list[float]) -> str:
-    """mean [min, max] as text ('-' when empty)."""
+def spread(values: list[float | None], fmt: str = ".3f") -> str:
+    """mean [min, max] of the values that are not None, as text ('-' when there are none)."""
     vals = [v for v in values if v is not None]
     if not vals:
         return "-"
-    return f"{statistics.mean(vals):.3f} [{min(vals):.3f}, {max(vals):.3f}]"
+    return f"{statistics.mean(vals):{fmt}} [{min(vals):{fmt}}, {max(vals):{fmt}}]"
 
 
-def print_table(runs: list[dict], ratios: list[dict]) -> None:
-    head = f"{'task':<14} {'algorithm':<8} {'final greedy':>24} {'final sampled':>24} {'seconds':>8}"
-    print(head + f" {'tokens':>9} {'KL':>6} {'RSS MB':>7} {'t/t_grpo':>24}")
+def print_table(runs: list[dict], ratios: list[dict], reached: list[dict]) -> None:
+    """One line per (task, algorithm): mean [min, max] over seeds, and how many seeds reached each mark."""
+    mark = reached[0]["threshold"] if reached else 0.9
+    head = f"{'task':<14} {'algorithm':<8} {'final greedy':>24} {'best greedy':>24} {'final sampled':>24}"
+    head += f" {'seconds':>8} {'tokens':>9} {'KL':>6} {'RSS MB':>7} {'t/t_grpo':>24}"
+    print(head + f" {f'it to {mark}':>18} {f's to {mark}':>18}")
     for task in dict.fromkeys(r["task"] for r in runs):
         for algo in dict.fromkeys(r["algorithm"] for r in runs):
             rs = [r for r in runs if (r["task"], r["algorithm"]) == (task, algo)]
             if not rs:
                 continue
-            ratio = [q["time_ratio_vs_grpo"] for q in ratios if (q["task"], q["algorithm"]) == (task, algo)]
-            reached = sum(v is not None for v in ratio)
+            mine = [q for q in ratios if (q["task"], q["algorithm"]) == (task, algo)]
+            ratio = [q["time_ratio_vs_grpo"] for q in mine]
+            hits = [q for q in reached if (q["task"], q["algorithm"]) == (task, algo)]
+            n_hit = f" ({sum(q['iteration'] is not None for q in hits)}/{len(hits)})"
             print(
                 f"{task:<14} {algo:<8} {spread([r['final_greedy'] for r in rs]):>24} "
+                f"{spread([max(p['greedy'] for p in r['curve']) for r in rs]):>24} "
                 f"{spread([r['final_sampled'] for r in rs]):>24} "
                 f"{statistics.mean(r['elapsed_s'] for r in rs):>8.0f} "
                 f"{statistics.mean(r['generated_tokens'] for r in rs):>9.0f} "
                 f"{statistics.mean(r['kl'] or 0.0 for r in rs):>6.2f} "
                 f"{max(r['peak_rss_mb'] or 0 for r in rs):>7.0f} "
-                f"{spread(ratio) + f' ({reached}/{len(ratio)})':>24}"
+                f"{spread(ratio) + f' ({sum(v is not None for v in ratio)}/{len(ratio)})':>24} "
+                f"{spread([q['iteration'] for q in hits], '.0f') + n_hit:>18} "
+                f"{spread([q['seconds'] for q in hits], '.0f') + n_hit:>18}"
             )
 
 
 def plot(runs: list[dict], task: str, path: Path) -> None:
-    """Held-out greedy success vs training seconds: mean over seeds, min-max band, one line per algorithm."""
+    """Held-out greedy success vs iterations and vs training seconds: mean over seeds, min-max band."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    fig, axes = plt.subplots(1, 2, figsize=(11.0, 4.0), sharey=True)
     for algo in ALGORITHMS:
         rs = [r for r in runs if (r["task"], r["algorithm"]) == (task, algo)]
         if not rs:
             continue
         n = min(len(r["curve"]) for r in rs)
-        xs = [statistics.mean(r["curve"][i]["elapsed_s"] for r in rs) for i in range(n)]
         ys = [[r["curve"][i]["greedy"] for r in rs] for i in range(n)]
-        ax.plot(xs, [statistics.mean(y) for y in ys], marker="o", ms=3, label=f"{algo} ({len(rs)} seeds)")
-        ax.fill_between(xs, [min(y) for y in ys], [max(y) for y in ys], alpha=0.15)
-    ax.set_xlabel("training wall-clock (s, A*PO stage 1 included)")
-    ax.set_ylabel("held-out greedy success")
-    ax.set_title(f"{task}: same base model, same rollout budget")
-    ax.grid(alpha=0.3)
-    ax.legend()
+        for ax, x_key in zip(axes, ("iteration", "elapsed_s"), strict=True):
+            xs = [statistics.mean(r["curve"][i][x_key] for r in rs) for i in range(n)]
+            ax.plot(xs, [statistics.mean(y) for y in ys], marker="o", ms=3, label=f"{algo} ({len(rs)} seeds)")
+            ax.fill_between(xs, [min(y) for y in ys], [max(y) for y in ys], alpha=0.15)
+    axes[0].set_xlabel("iteration (same rollout budget per iteration)")
+    axes[1].set_xlabel("training wall-clock (s, mean over seeds; A*PO stage 1 included)")
+    axes[0].set_ylabel("held-out greedy success (mean, min-max band)")
+    fig.suptitle(f"{task}: same base model, same rollout budget")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    axes[0].legend()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
+
+
+SAME_SETTING = ("quick", "tasks", "iterations", "eval_every", "base_seed")
+
+
+def usage_error(message: str) -> NoReturn:
+    """One line on stderr and exit status 2: a user mistake, not a crash."""
+    print(f"error: --merge: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def merge(paths: list[str]) -> list[dict]:
+    """The runs of several result files made with the same settings (e.g. algorithms split over two
+    processes, one per core); exits with a one-line message when the settings differ or a run repeats."""
+    results = []
+    for path in paths:
+        try:
+            results.append(json.loads(Path(path).read_text()))
+        except (OSError, json.JSONDecodeError) as err:
+            usage_error(f"cannot read {path} ({err}); pass result files written by this script")
+    first = results[0]["config"]
+    for path, result in zip(paths[1:], results[1:], strict=True):
+        differ = [k for k in SAME_SETTING if result["config"].get(k) != first.get(k)]
+        if differ:
+            usage_error(f"{path} differs from {paths[0]} in {', '.join(differ)}; merge like runs only")
+    runs = [r for result in results for r in result["runs"]]
+    keys = [(r["task"], r["algorithm"], r["seed"]) for r in runs]
+    if len(set(keys)) != len(keys):
+        usage_error("the files hold the same (task, algorithm, seed) twice; merge disjoint runs")
+    return runs
 
 
 def parse_args() -> argparse.Namespace:
@@ -223,8 +298,18 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--base-seed", type=int, default=0, help="pretrain.seed shared by every run")
     ap.add_argument("--cache-dir", default=str(ROOT / ".cache" / "base_models"))
     ap.add_argument("--progress", action="store_true", help="show each run's progress bar")
+    ap.add_argument("--threshold", type=float, default=0.9, help="report iterations/seconds to this success")
     ap.add_argument("--out", default=None, help="JSON path (default bench/results/algorithms[_quick].json)")
+    ap.add_argument("--plot-dir", default=str(ROOT / "docs" / "img"), help="where algorithms_<task>.png goes")
+    ap.add_argument(
+        "--merge",
+        nargs="+",
+        metavar="JSON",
+        help="train nothing: combine result files of like runs (one per process) into one table, JSON, plot",
+    )
     args = ap.parse_args()
+    if args.merge and args.quick:
+        ap.error("--merge combines existing result files; --quick trains: use one or the other")
     if args.quick:
         args.seeds, args.iterations, args.eval_every, args.threads = args.seeds[:1], 3, 1, 1
         args.cache_dir = str(Path(tempfile.gettempdir()) / "tinyzero_bench_quick" / "base_models")
@@ -233,8 +318,8 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def main() -> None:
-    args = parse_args()
+def train_all(args: argparse.Namespace) -> list[dict]:
+    """Every (seed, task, algorithm) in turn, interleaved by seed so machine noise hits all alike."""
     runs: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="tinyzero_bench_") as tmp:
         for seed in args.seeds:
@@ -248,18 +333,27 @@ def main() -> None:
                         f"in {r['elapsed_s']:.0f}s, {r['generated_tokens']:,} tokens",
                         flush=True,
                     )
+    return runs
+
+
+def main() -> None:
+    args = parse_args()
+    if args.merge:
+        runs = merge(args.merge)
+        config = json.loads(Path(args.merge[0]).read_text())["config"]
+        config["merged_from"] = args.merge
+    else:
+        runs = train_all(args)
+        config = {k: v for k, v in vars(args).items() if k not in ("out", "progress", "merge", "plot_dir")}
     ratios = compare_to_grpo(runs)
-    print_table(runs, ratios)
-    result = {
-        "runs": runs,
-        "vs_grpo": ratios,
-        "config": {k: v for k, v in vars(args).items() if k not in ("out", "progress")},
-        "machine": machine_info(),
-    }
+    reached = to_threshold(runs, args.threshold)
+    print_table(runs, ratios, reached)
+    result = {"runs": runs, "vs_grpo": ratios, "to_threshold": reached, "config": config}
+    result["machine"] = machine_info()
     write_results(result, args.out)
-    if not args.quick:
-        for task in args.tasks:
-            img = ROOT / "docs" / "img" / f"algorithms_{task}.png"
+    if not config["quick"]:
+        for task in dict.fromkeys(r["task"] for r in runs):
+            img = Path(args.plot_dir) / f"algorithms_{task}.png"
             plot(runs, task, img)
             print(f"wrote {img}")
 

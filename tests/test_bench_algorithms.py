@@ -96,3 +96,114 @@ def test_quick_run_trains_every_algorithm_and_counts_stage1(tmp_path: Path) -> N
     assert all(runs[a]["stage1_tokens"] == 0 for a in ("ragen", "grpo", "ppo"))
     assert {q["algorithm"] for q in result["vs_grpo"]} == set(runs)
     assert "final greedy" in proc.stdout
+
+
+def fake_run(algo: str, seed: int, greedy: list[float]) -> dict:
+    """A finished run whose held-out greedy success was ``greedy`` at iterations 0, 10, 20, ..."""
+    points = [
+        {"iteration": 10 * i, "elapsed_s": 5.0 * i, "generated_tokens": 100 * i, "greedy": g, "sampled": g}
+        for i, g in enumerate(greedy)
+    ]
+    return {
+        "task": "frozenlake",
+        "algorithm": algo,
+        "seed": seed,
+        "base_greedy": greedy[0],
+        "final_greedy": greedy[-1],
+        "final_sampled": greedy[-1],
+        "elapsed_s": points[-1]["elapsed_s"],
+        "generated_tokens": points[-1]["generated_tokens"],
+        "stage1_tokens": 0,
+        "kl": 0.1,
+        "peak_rss_mb": 100.0,
+        "curve": points,
+    }
+
+
+def write_result(path: Path, runs: list[dict], iterations: int = 30) -> Path:
+    config = {
+        "quick": False,
+        "tasks": ["frozenlake"],
+        "iterations": iterations,
+        "eval_every": 10,
+        "base_seed": 0,
+    }
+    path.write_text(json.dumps({"runs": runs, "config": config}))
+    return path
+
+
+def test_iterations_to_threshold_is_the_first_evaluation_at_or_above_it() -> None:
+    bench = load_bench()
+    runs = [fake_run("ragen", 0, [0.1, 0.95, 0.8, 0.97]), fake_run("grpo", 0, [0.1, 0.5, 0.89, 0.2])]
+    by_algo = {q["algorithm"]: q for q in bench.to_threshold(runs, 0.9)}
+    assert (by_algo["ragen"]["iteration"], by_algo["ragen"]["seconds"], by_algo["ragen"]["tokens"]) == (
+        10,
+        5.0,
+        100,
+    )
+    assert by_algo["grpo"]["iteration"] is None and by_algo["grpo"]["seconds"] is None
+
+
+def test_merge_combines_the_processes_runs_into_one_comparison(tmp_path: Path) -> None:
+    a = write_result(
+        tmp_path / "a.json",
+        [fake_run("astarpo", s, [0.1, 0.6, 0.92, 0.95]) for s in (0, 1)]
+        + [fake_run("grpo", s, [0.1, 0.3, 0.5, 0.6]) for s in (0, 1)],
+    )
+    b = write_result(tmp_path / "b.json", [fake_run("ragen", s, [0.1, 0.2, 0.7, 0.91]) for s in (0, 1)])
+    out = tmp_path / "merged.json"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "bench/algorithms.py",
+            "--merge",
+            str(a),
+            str(b),
+            "--out",
+            str(out),
+            "--plot-dir",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(out.read_text())
+    assert sorted((r["algorithm"], r["seed"]) for r in result["runs"]) == sorted(
+        (algo, s) for algo in ("astarpo", "grpo", "ragen") for s in (0, 1)
+    )
+    ratio = {(q["algorithm"], q["seed"]): q["time_ratio_vs_grpo"] for q in result["vs_grpo"]}
+    assert ratio[("astarpo", 0)] == round(5.0 / 15.0, 3)  # 0.6 (GRPO's final) at 5 s of GRPO's 15 s
+    assert ratio[("ragen", 1)] == round(10.0 / 15.0, 3)  # the runs of the other file are compared too
+    reached = {(q["algorithm"], q["seed"]): q["iteration"] for q in result["to_threshold"]}
+    assert reached[("astarpo", 0)] == 20 and reached[("ragen", 0)] == 30 and reached[("grpo", 0)] is None
+    assert (tmp_path / "algorithms_frozenlake.png").stat().st_size > 0
+    assert "it to 0.9" in proc.stdout
+
+
+def test_merge_refuses_runs_made_with_different_settings_in_one_line(tmp_path: Path) -> None:
+    a = write_result(tmp_path / "a.json", [fake_run("grpo", 0, [0.1, 0.5])], iterations=300)
+    b = write_result(tmp_path / "b.json", [fake_run("ragen", 0, [0.1, 0.5])], iterations=60)
+    again = write_result(tmp_path / "c.json", [fake_run("grpo", 0, [0.1, 0.4])], iterations=300)
+    for pair, words in (((a, b), "iterations"), ((a, again), "twice")):
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "bench/algorithms.py",
+                "--merge",
+                *map(str, pair),
+                "--out",
+                str(tmp_path / "m.json"),
+                "--plot-dir",
+                str(tmp_path),
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert proc.returncode == 2 and words in proc.stderr and "Traceback" not in proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "m.json").exists()

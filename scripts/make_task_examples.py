@@ -173,6 +173,12 @@ def countdown_turns_section() -> list[str]:
         "(then 0.1, `out_of_turns`). The base model's corpus plays each move, with probability "
         "`pretrain.skill`, as a step of a solution from the current numbers (or `restart` when none is "
         "left), else a random legal move.",
+        "",
+        "With `task.show_tried: true` as well (it needs `task.restart`), every observation ends with the "
+        "first moves tried so far, each once: `3 11 16 -> 49 tried 3+11 16-3`. A policy that sees only the "
+        "current observation (`rollout.history: 0`) otherwise meets the same start after every restart and, "
+        "decoding greedily, tries the same first move again. In the corpus a first move then avoids the "
+        "moves listed, unless every move that keeps the target reachable is among them.",
     ]
 
 

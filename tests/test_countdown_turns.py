@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from tinyzero.config import load_config
 from tinyzero.environments import CountdownTurnsEnv, make_task
 from tinyzero.environments.countdown_turns import ENV_ID, RESTART, apply, legal_moves, solvable
+from tinyzero.errors import UserError
 from tinyzero.trainer import TinyZeroTrainer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,10 +31,10 @@ def env_on(numbers: list[int], target: int, **kw) -> CountdownTurnsEnv:
     return env
 
 
-@pytest.mark.parametrize("restart", [False, True])
-def test_passes_gymnasiums_env_checker_and_is_registered(restart: bool) -> None:
-    check_env(CountdownTurnsEnv(restart=restart), skip_render_check=True)
-    env = gymnasium.make(ENV_ID, restart=restart)
+@pytest.mark.parametrize(("restart", "show_tried"), [(False, False), (True, False), (True, True)])
+def test_passes_gymnasiums_env_checker_and_is_registered(restart: bool, show_tried: bool) -> None:
+    check_env(CountdownTurnsEnv(restart=restart, show_tried=show_tried), skip_render_check=True)
+    env = gymnasium.make(ENV_ID, restart=restart, show_tried=show_tried)
     obs, info = env.reset(seed=3)
     assert env.observation_space.contains(obs) and obs.endswith(f"-> {info['target']}")
     assert solvable(list(info["numbers"]), info["target"])  # a random problem is always solvable
@@ -113,12 +114,61 @@ def test_parser_never_raises_never_executes_and_keeps_the_count(text: str, numbe
     actions=st.lists(st.one_of(st.text(max_size=12), st.sampled_from(["1+2", "2*3", RESTART])), max_size=10)
 )
 def test_rewards_are_in_the_documented_set(actions: list[str]) -> None:
-    env = env_on([1, 2, 3], 9, restart=True, max_turns=6)
+    env = env_on([1, 2, 3], 9, restart=True, show_tried=True, max_turns=6)
     for a in actions:
-        _, r, term, trunc, _ = env.step(a)
-        assert r in (0.0, 0.1, 1.0)
+        obs, r, term, trunc, _ = env.step(a)
+        assert r in (0.0, 0.1, 1.0) and env.observation_space.contains(obs)
         if term or trunc:
             break
+
+
+def test_show_tried_lists_each_first_move_once_after_the_numbers() -> None:
+    env = env_on([13, 14, 2], 40, restart=True, show_tried=True, max_turns=9)
+    seen = [env.step(a)[0] for a in ("13 * 2", "26-14", RESTART, "13*2", RESTART, "14+2", "16+13")]
+    assert seen == [
+        "14 26 -> 40 tried 13*2",  # spaces in the action do not make a different move
+        "12 -> 40 tried 13*2",
+        "13 14 2 -> 40 tried 13*2",
+        "14 26 -> 40 tried 13*2",  # the same first move again is not listed twice
+        "13 14 2 -> 40 tried 13*2",
+        "13 16 -> 40 tried 13*2 14+2",
+        "29 -> 40 tried 13*2 14+2",  # only first moves (from the original numbers) are listed
+    ]
+    assert all(env.observation_space.contains(obs) for obs in seen)
+    longest = env_on([19, 18, 17], 100, restart=True, show_tried=True, max_turns=20)
+    firsts = ["19-18", "18-19", "17*19", "18*17", "19*18", "17+18", "18+19", "17-19", "19-17", "17*18"]
+    for a in firsts:
+        obs = longest.step(a)[0]
+        obs = longest.step(RESTART)[0]
+    assert longest.observation_space.contains(obs) and obs.endswith("tried " + " ".join(firsts))
+    assert env_on([13, 14, 2], 40, restart=True).step("13*2")[0] == "14 26 -> 40"  # off: as before
+
+
+def test_show_tried_without_restart_is_refused() -> None:
+    with pytest.raises(ValueError, match="show_tried needs restart"):
+        CountdownTurnsEnv(show_tried=True)
+    with pytest.raises(UserError, match="task.show_tried"):
+        load_config(None, ["task.name=countdown_turns", "task.show_tried=true"])
+
+
+def test_demonstrations_avoid_the_first_moves_they_were_shown_as_tried() -> None:
+    cfg = load_config(None, ["task.name=countdown_turns", "task.restart=true", "task.show_tried=true"])
+    cfg.task.num_train, cfg.task.max_turns = 300, 9
+    task = make_task(cfg.task)
+    rng = random.Random(2)
+    after_restart = 0
+    for problem in task.problems("train"):
+        start = sorted(problem.numbers)
+        for obs, action in task.behaviour_turns(problem, rng, skill=0.5):
+            numbers_text, _, tried_text = obs.partition(" tried ")
+            numbers = [int(x) for x in numbers_text.split(" -> ")[0].split()]
+            tried = tried_text.split()
+            if sorted(numbers) != start or not tried or action == RESTART:
+                continue
+            after_restart += 1
+            good = [a for a, after in legal_moves(numbers) if solvable(after, problem.target)]
+            assert action not in tried or set(good) <= set(tried), (obs, action)
+    assert after_restart > 50  # the rule was exercised, not vacuously true
 
 
 @pytest.mark.parametrize("restart", [False, True])

@@ -77,6 +77,7 @@ class TaskConfig:
     scratchpad_errors: str = "slip"  # multiplication: unskilled demos slip once | shift (forget place value)
     trace: str = "attempts"  # countdown scratchpad: attempts (random tries) | backward (complete search)
     restart: bool = False  # countdown_turns: the action `restart` puts the original numbers back
+    show_tried: bool = False  # countdown_turns with restart: observations list the first moves tried
     # frozenlake
     size: int = 4  # the map is size × size
     sizes: list[int] = field(default_factory=list)  # mixed sizes, e.g. [3,4,5,6] (max_turns scaled)
@@ -418,6 +419,12 @@ def validate(cfg: Config) -> None:
         "task.max_turns",
         cfg.task.max_turns,
         f">= task.num_numbers - 1 = {cfg.task.num_numbers - 1} (one operation a turn)",
+    )
+    _check(
+        cfg.task.restart or not cfg.task.show_tried,
+        "task.show_tried",
+        cfg.task.show_tried,
+        "false unless task.restart=true (without restart there is only one try to show)",
     )
     _check(
         1 <= cfg.task.digits_a <= 9 and 1 <= cfg.task.digits_b <= 9,

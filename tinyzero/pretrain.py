@@ -61,6 +61,7 @@ def base_model_key(cfg: Config) -> str:
     for added_later, default in (
         ("scratchpad", False),
         ("restart", False),
+        ("show_tried", False),
         ("sizes", []),
         ("scratchpad_errors", "slip"),
         ("trace", "attempts"),

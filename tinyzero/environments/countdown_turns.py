@@ -19,7 +19,10 @@ positions; a number may appear twice), at most ``MAX_ACTION_CHARS`` characters. 
 exhaustive solver's, so every generated problem is solvable in ``len(numbers) − 1`` turns: results are
 integers (division only when exact), negative results are allowed, ``|result| ≤ arith.MAX_ABS``.
 With ``restart`` on, the action ``restart`` puts the original numbers back (the agent can then search,
-the environment keeping the arithmetic right).
+the environment keeping the arithmetic right). With ``show_tried`` as well, every observation ends with
+the first moves tried so far (``13 14 2 -> 40 tried 13*2 14+2``): a policy that sees only the current
+observation (``rollout.history: 0``) otherwise meets the same start after each restart and, played
+greedily, repeats its first try.
 
 ## Rewards and episode end
 1.0 when one number is left and it is the target (every given number used exactly once, as in
@@ -45,21 +48,29 @@ from tinyzero.environments.countdown import CountdownProblem, CountdownTask, _re
 ENV_ID = "tinyzero/CountdownTurns-v0"
 MAX_ACTION_CHARS = 40
 RESTART = "restart"
-OBS_CHARSET = "0123456789 ->"
+TRIED = "tried"
+OBS_CHARSET = "0123456789 ->+*/" + "".join(sorted(set(TRIED)))
 ACTION_CHARSET = "0123456789+-*/ " + "".join(sorted(set(RESTART)))
 _ACTION = re.compile(r"\s*(-?\d{1,13})\s*([-+*/])\s*(-?\d{1,13})\s*")
 
 
-def render(numbers: list[int] | tuple[int, ...], target: int) -> str:
-    return f"{' '.join(str(x) for x in numbers)} -> {target}"
+def render(numbers: list[int] | tuple[int, ...], target: int, tried: list[str] | tuple[str, ...] = ()) -> str:
+    text = f"{' '.join(str(x) for x in numbers)} -> {target}"
+    return f"{text} {TRIED} {' '.join(tried)}" if tried else text
+
+
+def parse(action: str) -> tuple[int, str, int] | None:
+    """``a op b`` read from the action text (spaces allowed), or None when it is not one operation."""
+    m = _ACTION.fullmatch(action) if isinstance(action, str) and len(action) <= MAX_ACTION_CHARS else None
+    return (int(m.group(1)), m.group(2), int(m.group(3))) if m else None
 
 
 def apply(numbers: list[int], action: str) -> list[int] | None:
     """The numbers after ``action`` ("a op b" on two of them), or None if it is not a legal move."""
-    m = _ACTION.fullmatch(action) if isinstance(action, str) and len(action) <= MAX_ACTION_CHARS else None
-    if m is None:
+    parsed = parse(action)
+    if parsed is None:
         return None
-    a, op, b = int(m.group(1)), m.group(2), int(m.group(3))
+    a, op, b = parsed
     rest = list(numbers)
     for x in (a, b):  # two different positions, even when a == b
         if x not in rest:
@@ -93,20 +104,28 @@ def solvable(numbers: list[int], target: int) -> bool:
     return target in _reachable(tuple(sorted(numbers)))
 
 
-def solution_step(numbers: list[int], target: int, rng: random.Random) -> str | None:
+def solution_step(
+    numbers: list[int], target: int, rng: random.Random, avoid: tuple[str, ...] = ()
+) -> str | None:
     """A random move after which the target can still be made (None when no move keeps it reachable).
 
     Moves that keep every number non-negative are preferred: they read like the classic game
-    (``17+16`` then ``33-13`` rather than ``13-16`` then ``17--3``).
+    (``17+16`` then ``33-13`` rather than ``13-16`` then ``17--3``). Moves in ``avoid`` (first moves
+    already tried) are taken only when no other move keeps the target reachable.
     """
     good = [(a, after) for a, after in legal_moves(numbers) if solvable(after, target)]
+    good = [(a, after) for a, after in good if a not in avoid] or good
     plain = [a for a, after in good if min(after) >= 0]
     choices = plain or [a for a, _ in good]
     return rng.choice(choices) if choices else None
 
 
-def random_step(numbers: list[int], rng: random.Random) -> str:
-    """A random legal move (retries a few draws; addition of two numbers is always legal)."""
+def random_step(numbers: list[int], rng: random.Random, avoid: tuple[str, ...] = ()) -> str:
+    """A random legal move: one not in ``avoid`` drawn from them all when ``avoid`` names moves, else
+    pair and operation drawn until legal (a few draws; addition is always legal)."""
+    fresh = [a for a, _ in legal_moves(numbers) if a not in avoid] if avoid else []
+    if fresh:
+        return rng.choice(fresh)
     for _ in range(10):
         i, j = rng.sample(range(len(numbers)), 2)
         action = f"{numbers[i]}{rng.choice('+-*/')}{numbers[j]}"
@@ -119,8 +138,8 @@ class CountdownTurnsEnv(gymnasium.Env):
     """Multi-turn countdown with text observations and actions (see the module docstring for the MDP).
 
     Arguments: ``num_numbers=3``, ``max_number=20``, ``max_target=100`` (random problems per ``reset``,
-    seeded from ``self.np_random``), ``max_turns=8``, ``restart=False``. ``reset(options={"numbers": ...,
-    "target": ...})`` plays the given problem.
+    seeded from ``self.np_random``), ``max_turns=8``, ``restart=False``, ``show_tried=False`` (needs
+    ``restart``). ``reset(options={"numbers": ..., "target": ...})`` plays the given problem.
     """
 
     metadata = {"render_modes": ["ansi"], "render_fps": 1}
@@ -132,21 +151,28 @@ class CountdownTurnsEnv(gymnasium.Env):
         max_target: int = 100,
         max_turns: int = 8,
         restart: bool = False,
+        show_tried: bool = False,
         render_mode: str | None = None,
     ):
         if num_numbers < 2 or max_number < 1 or max_target < 1 or max_turns < num_numbers - 1:
             raise ValueError(
                 "need num_numbers >= 2, max_number, max_target >= 1, max_turns >= num_numbers - 1"
             )
+        if show_tried and not restart:
+            raise ValueError("show_tried needs restart (without it there is one try)")
         self.num_numbers, self.max_number, self.max_target = num_numbers, max_number, max_target
         self.max_turns, self.restart, self.render_mode = max_turns, restart, render_mode
+        self.show_tried = show_tried
         width = num_numbers * 14 + 18  # every number within ±MAX_ABS, the arrow, the target
+        if show_tried:  # " tried", then at most one first move a turn, each two given numbers and an op
+            width += len(TRIED) + 1 + max_turns * (2 * len(str(max_number)) + 2)
         self.observation_space = spaces.Text(max_length=width, charset=OBS_CHARSET)
         self.action_space = spaces.Text(max_length=MAX_ACTION_CHARS, charset=ACTION_CHARSET)
         self.start: list[int] = []
         self.numbers: list[int] = []
         self.target = 0
         self.turn = 0
+        self.tried: list[str] = []  # first moves made from the original numbers, in order, no repeats
         self._finished = True
 
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[str, dict]:
@@ -162,8 +188,16 @@ class CountdownTurnsEnv(gymnasium.Env):
                 targets = reachable_targets(numbers, 1, self.max_target)
             target = int(targets[int(self.np_random.integers(len(targets)))])
         self.start, self.numbers, self.target = list(numbers), list(numbers), target
-        self.turn, self._finished = 0, False
-        return render(self.numbers, self.target), {"numbers": tuple(numbers), "target": target}
+        self.turn, self._finished, self.tried = 0, False, []
+        return self._observation(), {"numbers": tuple(numbers), "target": target}
+
+    @property
+    def at_start(self) -> bool:
+        """Whether the agent stands on the original numbers (after reset, or after a restart)."""
+        return len(self.numbers) == len(self.start)
+
+    def _observation(self) -> str:
+        return render(self.numbers, self.target, self.tried if self.show_tried else ())
 
     def step(self, action: str) -> tuple[str, float, bool, bool, dict]:
         if self._finished:
@@ -175,6 +209,10 @@ class CountdownTurnsEnv(gymnasium.Env):
         if after is None:
             terminated, reason = True, "invalid_action"
         else:
+            if not is_restart and self.at_start:
+                a, op, b = parse(action)
+                if f"{a}{op}{b}" not in self.tried:
+                    self.tried.append(f"{a}{op}{b}")
             self.numbers = after
             if len(after) == 1 and after[0] == self.target:
                 reward, terminated, reason = 1.0, True, "solved"
@@ -190,10 +228,10 @@ class CountdownTurnsEnv(gymnasium.Env):
             "reason": reason,
             "turn": self.turn,
         }
-        return render(self.numbers, self.target), reward, terminated, truncated, info
+        return self._observation(), reward, terminated, truncated, info
 
     def render(self) -> str | None:
-        return render(self.numbers, self.target) if self.render_mode == "ansi" else None
+        return self._observation() if self.render_mode == "ansi" else None
 
 
 if ENV_ID not in gymnasium.registry:
@@ -211,24 +249,29 @@ class CountdownTurnsTask(CountdownTask):
 
     def episode(self, problem: CountdownProblem, seed: int | None = None) -> GymTextEpisode:
         c = self.cfg
-        env = CountdownTurnsEnv(c.num_numbers, c.max_number, c.max_target, c.max_turns, c.restart)
+        env = CountdownTurnsEnv(
+            c.num_numbers, c.max_number, c.max_target, c.max_turns, c.restart, c.show_tried
+        )
         return GymTextEpisode(env, seed, {"numbers": problem.numbers, "target": problem.target})
 
     def behaviour_turns(
         self, problem: CountdownProblem, rng: random.Random, skill: float
     ) -> list[tuple[str, str]]:
         """Each move is, with probability ``skill``, a step of a solution from where the agent stands
-        (``restart`` when none is left and restarting is allowed), else a random legal move."""
+        (``restart`` when none is left and restarting is allowed), else a random legal move. Where the
+        observation lists the first moves tried (``show_tried``), a first move avoids them when it can:
+        the demonstrations show what the list is for."""
         episode = self.episode(problem)
         obs, turns = episode.prompt, []
         while True:
             env = episode.env
-            action = solution_step(env.numbers, env.target, rng) if rng.random() < skill else None
+            avoid = tuple(env.tried) if env.show_tried and env.at_start else ()
+            action = solution_step(env.numbers, env.target, rng, avoid) if rng.random() < skill else None
             if action is None:
                 stuck = len(env.numbers) == 1 or solution_step(env.numbers, env.target, rng) is None
                 action = RESTART if env.restart and stuck and rng.random() < skill else None
             if action is None:
-                action = random_step(env.numbers, rng) if len(env.numbers) > 1 else RESTART
+                action = random_step(env.numbers, rng, avoid) if len(env.numbers) > 1 else RESTART
             turns.append((obs, action))
             result = episode.step(action)
             if result.done:

@@ -218,6 +218,12 @@ CLI_ROWS: dict[str, tuple[str, str, str, str]] = {
         "train.py task.name=countdown task.trace=dfs",
         "task.trace='dfs' is out of range: expected attempts or backward",
     ),
+    "T15": (
+        "task parameter",
+        "tried moves listed without restart",
+        "train.py task.name=countdown_turns task.show_tried=true",
+        "task.show_tried=True is out of range: expected false unless task.restart=true",
+    ),
     # --- command-line flags
     "A1": ("CLI flag", "unknown flag", "train.py --bogus", "unrecognized arguments: --bogus"),
     "A2": (

@@ -72,6 +72,20 @@ def test_ratio_is_time_to_grpo_final_over_grpo_total_time_within_the_same_seed()
     assert by_key[("astarpo", 0)]["tokens_to_grpo_final"] == 180
     assert by_key[("astarpo", 1)]["time_ratio_vs_grpo"] is None  # never reached seed 1's GRPO (0.5)
     assert by_key[("grpo", 1)]["time_ratio_vs_grpo"] == 1.0
+    # GRPO's best (0.4 at 40 s on seed 0) reached by astarpo at 20 s: half GRPO's time to its best
+    assert by_key[("astarpo", 0)]["best_time_ratio_vs_grpo"] == 0.5
+    assert by_key[("astarpo", 1)]["best_time_ratio_vs_grpo"] is None
+
+
+def test_a_grpo_collapse_is_compared_by_its_best_not_its_final() -> None:
+    bench = load_bench()
+    grpo = fake_run("grpo", 0, [0.15, 0.3, 0.0, 0.0])  # best 0.3 at 5 s, then collapsed to 0
+    astarpo = fake_run("astarpo", 0, [0.15, 0.2, 0.35, 0.9])  # 0.3 first reached at 10 s
+    by_algo = {q["algorithm"]: q for q in bench.compare_to_grpo([grpo, astarpo])}
+    assert by_algo["astarpo"]["time_ratio_vs_grpo"] == 0.0  # GRPO's final (0) is reached at once
+    assert by_algo["astarpo"]["grpo_best_greedy"] == 0.3
+    assert by_algo["astarpo"]["seconds_to_grpo_best"] == 10.0
+    assert by_algo["astarpo"]["best_time_ratio_vs_grpo"] == 2.0
 
 
 def test_quick_run_trains_every_algorithm_and_counts_stage1(tmp_path: Path) -> None:

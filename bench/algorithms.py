@@ -20,8 +20,8 @@ generated tokens (stage 1 included); final success; KL to π_ref (mean of the la
 peak resident memory during the run (Linux VmHWM, reset before each run). Per seed, the time and tokens
 each algorithm needed to first reach GRPO's final greedy success, and that time over GRPO's total time
 (the paper's claim, at 1.5B-7B scale, is 1.3-2.2x less wall-clock than GRPO/PPO; our target is <= 0.6);
-and the time to GRPO's best greedy success over the time GRPO took to its best (GRPO's final can be a
-collapse to 0, which every run "reaches" at once).
+and, because GRPO's final can be a collapse to 0 that every run "reaches" at once, the time to GRPO's
+best greedy success over GRPO's total time (t_best/t_grpo) and over the time GRPO took to its best.
 
 Also per run: the iteration, seconds and tokens at which held-out greedy first reached ``--threshold``
 (0.9); iterations compare across machines, seconds only within one measurement. Two processes at once
@@ -186,7 +186,11 @@ def compare_to_grpo(runs: list[dict]) -> list[dict]:
                 "time_ratio_vs_grpo": round(seconds / grpo["elapsed_s"], 3) if seconds is not None else None,
                 "grpo_best_greedy": grpo_best,
                 "seconds_to_grpo_best": to_best,
-                # against the seconds GRPO itself needed to its best (meaningful when GRPO collapses later)
+                # the target's ratio with GRPO's best in place of its final (which may be a collapse to 0)
+                "best_ratio_vs_grpo_total": (
+                    round(to_best / grpo["elapsed_s"], 3) if to_best is not None else None
+                ),
+                # against the seconds GRPO itself needed to its best
                 "best_time_ratio_vs_grpo": (
                     round(to_best / grpo_to_best, 3) if to_best is not None and grpo_to_best else None
                 ),
@@ -211,7 +215,8 @@ def counted(values: list[float | None], fmt: str = ".3f") -> str:
 def print_table(runs: list[dict], ratios: list[dict], reached: list[dict]) -> None:
     """One line per (task, algorithm): mean [min, max] over seeds, and how many seeds reached each mark."""
     mark = reached[0]["threshold"] if reached else 0.9
-    columns = ("final greedy", "best greedy", "final sampled", "t/t_grpo", "t_best/t_grpo_best")
+    columns = ("final greedy", "best greedy", "final sampled")
+    columns += ("t/t_grpo", "t_best/t_grpo", "t_best/t_grpo_best")  # the three ratios of compare_to_grpo
     head = f"{'task':<14} {'algorithm':<8} " + " ".join(f"{c:>24}" for c in columns)
     head += f" {'seconds':>8} {'tokens':>9} {'KL':>6} {'RSS MB':>7}"
     print(head + f" {f'it to {mark}':>18} {f's to {mark}':>18}")
@@ -227,6 +232,7 @@ def print_table(runs: list[dict], ratios: list[dict], reached: list[dict]) -> No
                 spread([max(p["greedy"] for p in r["curve"]) for r in rs]),
                 spread([r["final_sampled"] for r in rs]),
                 counted([q["time_ratio_vs_grpo"] for q in mine]),
+                counted([q["best_ratio_vs_grpo_total"] for q in mine]),
                 counted([q["best_time_ratio_vs_grpo"] for q in mine]),
             )
             print(

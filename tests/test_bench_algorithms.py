@@ -86,6 +86,7 @@ def test_a_grpo_collapse_is_compared_by_its_best_not_its_final() -> None:
     assert by_algo["astarpo"]["grpo_best_greedy"] == 0.3
     assert by_algo["astarpo"]["seconds_to_grpo_best"] == 10.0
     assert by_algo["astarpo"]["best_time_ratio_vs_grpo"] == 2.0
+    assert by_algo["astarpo"]["best_ratio_vs_grpo_total"] == round(10.0 / 15.0, 3)  # GRPO ran 15 s
 
 
 def test_quick_run_trains_every_algorithm_and_counts_stage1(tmp_path: Path) -> None:

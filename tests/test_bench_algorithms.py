@@ -147,6 +147,14 @@ def write_result(path: Path, runs: list[dict], iterations: int = 30) -> Path:
     return path
 
 
+def run_merge(paths: list[Path], out: Path, plot_dir: Path) -> subprocess.CompletedProcess:
+    """``bench/algorithms.py --merge`` as a user runs it (the plot goes to ``plot_dir``, not docs/img)."""
+    command = [sys.executable, "bench/algorithms.py", "--merge", *map(str, paths), "--out", str(out)]
+    return subprocess.run(
+        [*command, "--plot-dir", str(plot_dir)], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+
+
 def test_iterations_to_threshold_is_the_first_evaluation_at_or_above_it() -> None:
     bench = load_bench()
     runs = [fake_run("ragen", 0, [0.1, 0.95, 0.8, 0.97]), fake_run("grpo", 0, [0.1, 0.5, 0.89, 0.2])]
@@ -167,23 +175,7 @@ def test_merge_combines_the_processes_runs_into_one_comparison(tmp_path: Path) -
     )
     b = write_result(tmp_path / "b.json", [fake_run("ragen", s, [0.1, 0.2, 0.7, 0.91]) for s in (0, 1)])
     out = tmp_path / "merged.json"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "bench/algorithms.py",
-            "--merge",
-            str(a),
-            str(b),
-            "--out",
-            str(out),
-            "--plot-dir",
-            str(tmp_path),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = run_merge([a, b], out, tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads(out.read_text())
     assert sorted((r["algorithm"], r["seed"]) for r in result["runs"]) == sorted(
@@ -203,22 +195,7 @@ def test_merge_refuses_runs_made_with_different_settings_in_one_line(tmp_path: P
     b = write_result(tmp_path / "b.json", [fake_run("ragen", 0, [0.1, 0.5])], iterations=60)
     again = write_result(tmp_path / "c.json", [fake_run("grpo", 0, [0.1, 0.4])], iterations=300)
     for pair, words in (((a, b), "iterations"), ((a, again), "twice")):
-        proc = subprocess.run(
-            [
-                sys.executable,
-                "bench/algorithms.py",
-                "--merge",
-                *map(str, pair),
-                "--out",
-                str(tmp_path / "m.json"),
-                "--plot-dir",
-                str(tmp_path),
-            ],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        proc = run_merge(list(pair), tmp_path / "m.json", tmp_path)
         assert proc.returncode == 2 and words in proc.stderr and "Traceback" not in proc.stderr
         assert len(proc.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "m.json").exists()

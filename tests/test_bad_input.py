@@ -158,6 +158,18 @@ CLI_ROWS: dict[str, tuple[str, str, str, str]] = {
         "Interpolation key 'training.rate' not found",
     ),
     "O32": ("override", "negative", "train.py training.max_kl_rise=-0.1", "training.max_kl_rise=-0.1 is out"),
+    "O33": (
+        "override",
+        "unknown schedule",
+        "train.py training.lr_schedule=step",
+        "training.lr_schedule='step' is out",
+    ),
+    "O34": (
+        "override",
+        "final rate above the peak",
+        "train.py training.lr_final=2",
+        "training.lr_final=2.0 is out",
+    ),
     # --- task parameters
     "T1": (
         "task parameter",

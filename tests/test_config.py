@@ -121,5 +121,12 @@ def test_settings_without_effect_are_named() -> None:
         "astarpo.huber_delta is used by algorithm.name=astarpo and ragen only",
         "astarpo.kl_coef is used by algorithm.name=astarpo and ragen only",
     ]
+    assert ineffective_settings(load_config(None, ["training.lr_final=0.5"])) == [
+        "training.lr_final has no effect with training.lr_schedule=constant"
+    ]
+    assert (
+        ineffective_settings(load_config(None, ["training.lr_final=0.5", "training.lr_schedule=linear"]))
+        == []
+    )
     for name in ("default", "frozenlake", "countdown", "countdown_turns", "multiplication", "reverse"):
         assert ineffective_settings(load_config(ROOT / "configs" / f"{name}.yaml")) == [], name

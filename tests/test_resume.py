@@ -67,6 +67,7 @@ def test_resume_refuses_an_override_that_changes_the_run(cache_dir: Path, tmp_pa
         ("training.lr=1e-3", "training.lr"),
         ("algorithm.name=grpo", "algorithm.name"),
         ("astarpo.beta=0.1", "astarpo.beta"),
+        ("training.lr_schedule=cosine", "training.lr_schedule"),
     ):
         proc = train(tmp_path, cache_dir, "run.name=a", override, "--resume")
         assert proc.returncode == 2, (override, proc.stdout, proc.stderr)
@@ -107,6 +108,20 @@ def test_safe_keys_are_the_ones_that_do_not_change_what_is_optimised() -> None:
     for key in ("training.lr", "algorithm.name", "task.name", "astarpo.beta", "run.seed", "model.preset"):
         assert not is_safe(key), key
     assert not is_safe("training.lr_schedule")  # a prefix match needs the dot
+
+
+def test_a_longer_resume_of_a_decaying_run_says_the_curve_stretches(tmp_path: Path) -> None:
+    from tinyzero.config import save_config
+    from tinyzero.resume import resume_config
+
+    located = [f"run.out_dir={tmp_path}", "run.name=c"]
+    for schedule, said in (("cosine", True), ("constant", False)):
+        (tmp_path / "c").mkdir(exist_ok=True)
+        save_config(
+            load_config(None, [*located, f"training.lr_schedule={schedule}"]), tmp_path / "c" / "config.yaml"
+        )
+        _, notes = resume_config(None, [*located, "training.total_iterations=500"])
+        assert any("lr_schedule=cosine decays over" in n for n in notes) == said, notes
 
 
 def test_rerun_command_repeats_the_command_line_with_resume() -> None:

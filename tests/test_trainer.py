@@ -20,7 +20,7 @@ from tinyzero.algorithms.common import group_view, make_batch, token_kl, traject
 from tinyzero.checkpoint import load_checkpoint
 from tinyzero.config import load_config
 from tinyzero.errors import UserError
-from tinyzero.trainer import TinyZeroTrainer
+from tinyzero.trainer import TinyZeroTrainer, scheduled_lr
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ROOT / "configs" / "smoke.yaml"
@@ -271,6 +271,55 @@ def test_resume_gives_identical_weights(cache_dir: Path, tmp_path: Path, algorit
         for key in ("iteration", "reward/mean", "loss", "kl", "entropy", "generated_tokens"):
             if key in ma:
                 assert ma[key] == mb[key], (key, ma["iteration"])
+
+
+# ----------------------------------------------------------------------------- learning-rate schedule
+
+
+@pytest.mark.parametrize(
+    ("schedule", "fractions"),
+    [
+        # 4 updates: progress 0, 1/3, 2/3, 1. cos(pi/3) = 1/2, so cosine's shape is 1, 3/4, 1/4, 0;
+        # linear's is 1, 2/3, 1/3, 0; each fraction is 0.2 + 0.8 * shape.
+        ("constant", [1.0, 1.0, 1.0, 1.0]),
+        ("cosine", [1.0, 0.8, 0.4, 0.2]),
+        ("linear", [1.0, 0.2 + 0.8 * 2 / 3, 0.2 + 0.8 / 3, 0.2]),
+    ],
+)
+def test_scheduled_lr_runs_from_the_peak_to_the_final_fraction(schedule: str, fractions: list[float]) -> None:
+    got = [scheduled_lr(1e-3, schedule, 0.2, t, 4) for t in range(4)]
+    assert got == pytest.approx([1e-3 * f for f in fractions], rel=1e-12)
+    assert scheduled_lr(1e-3, schedule, 0.2, 0, 1) == pytest.approx(1e-3)  # one update: the peak
+
+
+def test_cosine_schedule_drives_the_optimizer_and_resumes_on_the_same_curve(
+    cache_dir: Path, tmp_path: Path
+) -> None:
+    """Each update runs at its scheduled rate (logged as ``lr``), and a run resumed from its
+    iteration-2 checkpoint continues the curve: the weights at the end are those of the straight run."""
+    settings = (
+        "algorithm.name=ragen",
+        "training.total_iterations=4",
+        "training.lr=1e-3",
+        "training.lr_schedule=cosine",
+        "training.lr_final=0.2",
+        "training.checkpoint_every=2",
+    )
+    straight = trainer(cache_dir, tmp_path, *settings, "run.name=a")
+    straight.train()
+    lrs = [m["lr"] for m in read_metrics(straight.run_dir)[1:]]
+    assert lrs == pytest.approx([1e-3, 8e-4, 4e-4, 2e-4], rel=1e-12)
+    assert straight.optimizer.param_groups[0]["lr"] == pytest.approx(2e-4, rel=1e-12)
+
+    shutil.copytree(straight.run_dir, tmp_path / "b")  # the same run, stopped after its checkpoint at 2
+    shutil.rmtree(tmp_path / "b" / "checkpoints" / "iter_000004")
+    resumed = trainer(cache_dir, tmp_path, *settings, "run.name=b", resume=True)
+    assert resumed.iteration == 2
+    resumed.train()
+    assert [m["lr"] for m in read_metrics(resumed.run_dir)[3:]] == pytest.approx([4e-4, 2e-4], rel=1e-12)
+    a, b = straight.policy.state_dict(), resumed.policy.state_dict()
+    for key in a:
+        assert torch.equal(a[key], b[key]), f"{key} differs after resume"
 
 
 # ----------------------------------------------------------------------------- user errors

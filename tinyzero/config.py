@@ -39,6 +39,7 @@ ALGORITHMS: dict[str, str] = {  # algorithm.name -> the module whose ALGORITHM i
     "rloo": "tinyzero.algorithms.rloo",
 }
 PRESETS = ("nano", "tiny", "small")
+LR_SCHEDULES = ("constant", "cosine", "linear")
 
 
 @dataclass
@@ -146,7 +147,9 @@ class TrainingConfig:
     """The RL loop."""
 
     total_iterations: int = 100  # policy updates
-    lr: float = 5e-4  # AdamW learning rate
+    lr: float = 5e-4  # AdamW learning rate (the peak, with a schedule)
+    lr_schedule: str = "constant"  # constant | cosine | linear: decay over training.total_iterations
+    lr_final: float = 0.1  # cosine/linear: the last iteration's rate as a fraction of training.lr
     weight_decay: float = 0.0  # AdamW weight decay
     grad_clip: float = 1.0  # max global gradient norm
     update_epochs: int = 1  # gradient steps on each batch (A*PO's targets are fixed; GRPO/PPO/RLOO: vs π_old)
@@ -468,6 +471,18 @@ def validate(cfg: Config) -> None:
         cfg.algorithm.starpo_s_keep,
         "0 < f <= 1",
     )
+    _check(
+        cfg.training.lr_schedule in LR_SCHEDULES,
+        "training.lr_schedule",
+        cfg.training.lr_schedule,
+        " or ".join(LR_SCHEDULES),
+    )
+    _check(
+        0.0 <= cfg.training.lr_final <= 1.0,
+        "training.lr_final",
+        cfg.training.lr_final,
+        "0..1 (of training.lr)",
+    )
     _check(cfg.training.eval_every >= 0, "training.eval_every", cfg.training.eval_every, ">= 0")
     _check(cfg.training.entropy_coef >= 0, "training.entropy_coef", cfg.training.entropy_coef, ">= 0")
     _check(cfg.astarpo.kl_coef >= 0, "astarpo.kl_coef", cfg.astarpo.kl_coef, ">= 0")
@@ -525,6 +540,8 @@ def ineffective_settings(cfg: Config) -> list[str]:
         for key in ("num_value_samples", "credit", "min_state_visits"):
             if getattr(cfg.astarpo, key) != getattr(default.astarpo, key):
                 notes.append(f"astarpo.{key} (stage 1) is used by algorithm.name=astarpo only")
+    if cfg.training.lr_schedule == "constant" and cfg.training.lr_final != default.training.lr_final:
+        notes.append("training.lr_final has no effect with training.lr_schedule=constant")
     if name != "grpo" and dataclasses.asdict(cfg.grpo) != dataclasses.asdict(default.grpo):
         notes.append(f"grpo.* settings have no effect with algorithm.name={name}")
     if name != "ppo" and dataclasses.asdict(cfg.ppo) != dataclasses.asdict(default.ppo):

@@ -96,6 +96,11 @@ def resume_config(path: str | None, overrides: list[str]) -> tuple[Config, list[
     diff = changed(flatten(run_cfg), asked)
     refuse_unsafe(diff, located.run.name, "the command line")
     notes = [f"--resume: {k} {old!r} -> {new!r}" for k, (old, new) in sorted(diff.items())]
+    if "training.total_iterations" in diff and run_cfg.training.lr_schedule != "constant":
+        notes.append(
+            f"--resume: training.lr_schedule={run_cfg.training.lr_schedule} decays over "
+            f"training.total_iterations: the rest of the run follows the curve of the new length"
+        )
     if path is not None:
         ignored = changed(flatten(run_cfg), flatten(located))
         ignored = {k: v for k, v in ignored.items() if k not in explicit}

@@ -99,6 +99,13 @@ def huber(e: torch.Tensor, delta: float) -> torch.Tensor:
     return torch.where(e.abs() <= delta, e**2, 2 * delta * e.abs() - delta**2)
 
 
+def assert_same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
+    """Two state dicts hold the same tensors, bit for bit (resume and replay tests)."""
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), f"{key} differs"
+
+
 def params_of(*modules: torch.nn.Module) -> list[torch.nn.Parameter]:
     return [p for m in modules for p in m.parameters() if p.requires_grad]
 

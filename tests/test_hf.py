@@ -17,6 +17,8 @@ import torch
 
 transformers = pytest.importorskip("transformers")
 
+from handmade import assert_same_weights  # noqa: E402
+
 from tinyzero.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from tinyzero.config import load_config  # noqa: E402
 from tinyzero.context import build_context  # noqa: E402
@@ -217,7 +219,4 @@ def test_resume_of_an_hf_run_gives_identical_weights(tmp_path: Path) -> None:
     )
     assert resumed.iteration == 1
     resumed.train()
-    a, b = straight.policy.state_dict(), resumed.policy.state_dict()
-    assert a.keys() == b.keys()
-    for key in a:
-        assert torch.equal(a[key], b[key]), f"{key} differs after resume"
+    assert_same_weights(straight.policy.state_dict(), resumed.policy.state_dict())

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from handmade import assert_same_weights
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -60,12 +61,6 @@ def logged(run_dir: Path) -> list[dict]:
         with contextlib.suppress(ValueError):
             out.append(json.loads(line))
     return out
-
-
-def assert_same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
-    assert a.keys() == b.keys()
-    for key in a:
-        assert torch.equal(a[key], b[key]), f"{key} differs"
 
 
 # ----------------------------------------------------------------------------- SIGKILL: real subprocesses

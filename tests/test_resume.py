@@ -16,9 +16,9 @@ import pytest
 import yaml
 
 from tinyzero.cli import rerun_command
-from tinyzero.config import load_config
+from tinyzero.config import load_config, save_config
 from tinyzero.errors import UserError
-from tinyzero.resume import is_safe
+from tinyzero.resume import is_safe, resume_config
 from tinyzero.trainer import TinyZeroTrainer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -111,9 +111,6 @@ def test_safe_keys_are_the_ones_that_do_not_change_what_is_optimised() -> None:
 
 
 def test_a_longer_resume_of_a_decaying_run_says_the_curve_stretches(tmp_path: Path) -> None:
-    from tinyzero.config import save_config
-    from tinyzero.resume import resume_config
-
     located = [f"run.out_dir={tmp_path}", "run.name=c"]
     for schedule, said in (("cosine", True), ("constant", False)):
         (tmp_path / "c").mkdir(exist_ok=True)

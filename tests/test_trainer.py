@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from handmade import assert_same_weights
 
 from tinyzero.algorithms import astarpo
 from tinyzero.algorithms.common import group_view, make_batch, token_kl, trajectory_logprobs
@@ -260,10 +261,7 @@ def test_resume_gives_identical_weights(cache_dir: Path, tmp_path: Path, algorit
     assert resumed.iteration == 2
     resumed.train()
 
-    a, b = straight.policy.state_dict(), resumed.policy.state_dict()
-    assert a.keys() == b.keys()
-    for key in a:
-        assert torch.equal(a[key], b[key]), f"{key} differs after resume"
+    assert_same_weights(straight.policy.state_dict(), resumed.policy.state_dict())
     assert torch.equal(straight.gen.get_state(), resumed.gen.get_state())
     # the logs agree too: same rollouts, same losses, no duplicated lines
     la, lb = read_metrics(straight.run_dir), check_run_dir(resumed, 4)
@@ -317,9 +315,7 @@ def test_cosine_schedule_drives_the_optimizer_and_resumes_on_the_same_curve(
     assert resumed.iteration == 2
     resumed.train()
     assert [m["lr"] for m in read_metrics(resumed.run_dir)[3:]] == pytest.approx([4e-4, 2e-4], rel=1e-12)
-    a, b = straight.policy.state_dict(), resumed.policy.state_dict()
-    for key in a:
-        assert torch.equal(a[key], b[key]), f"{key} differs after resume"
+    assert_same_weights(straight.policy.state_dict(), resumed.policy.state_dict())
 
 
 # ----------------------------------------------------------------------------- user errors

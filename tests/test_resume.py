@@ -118,7 +118,7 @@ def test_a_longer_resume_of_a_decaying_run_says_the_curve_stretches(tmp_path: Pa
             load_config(None, [*located, f"training.lr_schedule={schedule}"]), tmp_path / "c" / "config.yaml"
         )
         _, notes = resume_config(None, [*located, "training.total_iterations=500"])
-        assert any("lr_schedule=cosine decays over" in n for n in notes) == said, notes
+        assert any("decays over" in n for n in notes) == said, notes
 
 
 def test_rerun_command_repeats_the_command_line_with_resume() -> None:

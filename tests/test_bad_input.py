@@ -236,6 +236,12 @@ CLI_ROWS: dict[str, tuple[str, str, str, str]] = {
         "train.py task.name=countdown_turns task.show_tried=true",
         "task.show_tried=True is out of range: expected false unless task.restart=true",
     ),
+    "T16": (
+        "task parameter",
+        "unknown FrozenLake demonstrator",
+        "train.py task.demos=expert",
+        "task.demos='expert' is out of range: expected heuristic or optimal",
+    ),
     # --- command-line flags
     "A1": ("CLI flag", "unknown flag", "train.py --bogus", "unrecognized arguments: --bogus"),
     "A2": (

@@ -293,6 +293,57 @@ def test_behaviour_turns(kw: dict) -> None:
         assert outcomes[1.0] > outcomes[0.0]  # the naive heuristic beats random walks
 
 
+def _shortest_moves(desc: tuple[str, ...]) -> int | None:
+    """Breadth-first search over frozen cells: fewest moves from S to G (None if unreachable)."""
+    n = len(desc)
+    start, goal = divmod("".join(desc).index("S"), n), divmod("".join(desc).index("G"), n)
+    dist, frontier = {start: 0}, [start]
+    while frontier:
+        nxt = []
+        for r, c in frontier:
+            for r2, c2 in ((r + 1, c), (r - 1, c), (r, c + 1), (r, c - 1)):
+                if 0 <= r2 < n and 0 <= c2 < n and desc[r2][c2] != "H" and (r2, c2) not in dist:
+                    dist[r2, c2] = dist[r, c] + 1
+                    nxt.append((r2, c2))
+        frontier = nxt
+    return dist.get(goal)
+
+
+def _demo_outcome(task, desc: tuple[str, ...], seed: int) -> tuple[bool, int]:
+    """Replays the demonstration that ``behaviour_turns(desc, Random(seed), 1.0)`` writes in a fresh
+    episode with the same dynamics seed (its first draw): (reached the goal, primitive moves)."""
+    turns = task.behaviour_turns(desc, random.Random(seed), 1.0)
+    ep = task.episode(desc, seed=random.Random(seed).getrandbits(31))
+    seen = ep.prompt
+    for obs, action in turns:
+        assert obs == seen  # the same dynamics seed replays the demonstration's slips
+        res = ep.step(action)
+        seen = res.observation
+    assert res.done
+    return bool(res.info["success"]), sum(len(a.split()) for _, a in turns)
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_optimal_demos_take_a_shortest_path(k: int) -> None:
+    """task.demos=optimal, non-slippery, skill 1: every demonstration reaches the goal in exactly as
+    many moves as a breadth-first search finds (value iteration's ties, broken by γ < 1, pick a fastest
+    route; several moves a turn are tracked through walls)."""
+    task = _task(demos="optimal", max_actions_per_turn=k, max_turns=20)
+    for i, desc in enumerate(task.problems("train", 80)):
+        assert _demo_outcome(task, desc, i) == (True, _shortest_moves(desc))
+
+
+def test_optimal_demos_know_the_ice() -> None:
+    """On slippery ice "toward the goal" is no skill; value iteration's action is. Followed on every move
+    for 30 turns, it reaches the goal on ~0.41 of these maps (the optimum), the heuristic on ~0.06."""
+    rates = {}
+    for demos in ("heuristic", "optimal"):
+        task = _task(demos=demos, is_slippery=True, max_turns=30)
+        maps = task.problems("train", 200)
+        rates[demos] = np.mean([_demo_outcome(task, d, i)[0] for i, d in enumerate(maps)])
+    assert rates["heuristic"] < 0.15 and rates["optimal"] > 0.3, rates
+
+
 def test_mixed_sizes_share_the_splits_and_scale_the_turns() -> None:
     """task.sizes: every size in equal, interleaved shares; a map of side n gets max_turns scaled from
     task.size (8 turns at 4×4 → 11 at 5×5, 14 at 6×6), and its optimum uses that horizon (1 on every

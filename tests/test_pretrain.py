@@ -74,6 +74,7 @@ def test_key_tracks_settings_that_shape_the_model(tmp_path: Path) -> None:
     base = base_model_key(_cfg(tmp_path))
     assert base_model_key(_cfg(tmp_path, "pretrain.skill=0.9")) != base
     assert base_model_key(_cfg(tmp_path, "task.is_slippery=true")) != base
+    assert base_model_key(_cfg(tmp_path, "task.demos=optimal")) != base
     assert base_model_key(_cfg(tmp_path, "training.lr=0.1")) == base  # RL settings don't touch the base
     assert base_model_key(_cfg(tmp_path, "task.num_test=99")) == base
 

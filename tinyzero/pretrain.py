@@ -65,6 +65,7 @@ def base_model_key(cfg: Config) -> str:
         ("sizes", []),
         ("scratchpad_errors", "slip"),
         ("trace", "attempts"),
+        ("demos", "heuristic"),
     ):
         if task[added_later] == default:
             task.pop(added_later)

@@ -416,12 +416,20 @@ class FrozenLakeTask(Task):
     def behaviour_turns(
         self, problem: tuple[str, ...], rng: random.Random, skill: float
     ) -> list[tuple[str, str]]:
-        """Roll out: each move is, with probability ``skill``, the naive "toward the goal, ignore holes"
-        heuristic, else a uniformly random move that stays on the grid."""
+        """Roll out: each move is, with probability ``skill``, the skilled move, else a uniformly random
+        move that stays on the grid. The skilled move is the naive "toward the goal, ignore holes"
+        heuristic (``task.demos: heuristic``), so RL has hole avoidance left to learn; or value
+        iteration's action (``optimal``). On slippery ice the heuristic is no skill at all (followed on
+        every move it reaches the goal in 30 turns on 0.064 of the held-out 4×4 maps, where the optimum
+        is 0.41: a good slippery policy walks along walls and away from holes, rarely toward the goal)."""
         desc = check_desc(problem)
         n = len(desc)
         goal = "".join(desc).index("G")
         gr, gc = divmod(goal, n)
+        # γ < 1 breaks value iteration's ties toward the faster route (γ = 1 lets the policy dawdle on
+        # slippery ice: 0.394 success in 30 turns vs 0.410 with γ = 0.95, optimum 0.413).
+        optimal = self.cfg.demos == "optimal"
+        best = optimal_policy(desc, self.cfg.is_slippery, gamma=0.95) if optimal else None
         episode = self.episode(desc, seed=rng.getrandbits(31))
         obs, turns = episode.prompt, []
         k_max = self.cfg.max_actions_per_turn
@@ -435,9 +443,15 @@ class FrozenLakeTask(Task):
                     for a in legal
                     if abs(r + _DELTAS[a][0] - gr) + abs(c + _DELTAS[a][1] - gc) < abs(r - gr) + abs(c - gc)
                 ]
-                a = rng.choice(closer) if closer and rng.random() < skill else rng.choice(legal)
+                if best is not None:
+                    a = int(best[r * n + c]) if rng.random() < skill else rng.choice(legal)
+                else:
+                    a = rng.choice(closer) if closer and rng.random() < skill else rng.choice(legal)
                 words.append(ACTION_NAMES[a])
-                r, c = r + _DELTAS[a][0], c + _DELTAS[a][1]  # intended position (ignores slipping)
+                # intended position (ignores slipping; a move into the wall stays, as on the ice)
+                r, c = min(max(r + _DELTAS[a][0], 0), n - 1), min(max(c + _DELTAS[a][1], 0), n - 1)
+                if best is not None and desc[r][c] in "GH":
+                    break  # the episode would end there: later moves of the turn would teach junk
             action = " ".join(words)
             turns.append((obs, action))
             result = episode.step(action)

@@ -84,6 +84,12 @@ def build_parser():
         "corner path (8 turns on 4x4 -> 14 on 6x6), shown in the group's name",
     )
     ev.add_argument("--slippery", choices=sorted(SLIPPERY), help="FrozenLake: slipperiness to evaluate on")
+    ev.add_argument(
+        "--exact",
+        action="store_true",
+        help="FrozenLake with a Markov context: also the greedy policy's exact success per map (its move "
+        "in every cell, evaluated on Gymnasium's transition table): no noise from slippery dynamics",
+    )
     ev.add_argument("--ref", metavar="DIR", help="reference base model for the KL (default: the run's base)")
     ev.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto)")
     parser.add_argument(
@@ -125,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     src = E.load_source(args.checkpoint, args.task, args.config, args.overrides, args.device)
     if args.gif:
         E.check_gif_task(src.cfg.task.name)  # before minutes of evaluation, not after
+    if args.exact:
+        E.check_exact(src.cfg)
     ev = E.evaluate_source(
         src,
         problems=args.episodes,
@@ -136,6 +144,12 @@ def main(argv: list[str] | None = None) -> int:
         progress=not args.no_progress,
     )
     print(E.console_table(ev.figures))
+    if args.exact:
+        ev.figures["exact"] = E.exact_figures(src.model, src.tok, ev.records, src.cfg.rollout.max_new_tokens)
+        for g in ev.figures["exact"]:
+            ratio = f" = {g['ratio']:.3f} of it" if g["ratio"] is not None else ""
+            value, optimum = g["exact_greedy_success"], g["optimum"]
+            print(f"exact greedy success, {g['name']}: {value:.3f} (optimum {optimum:.3f}{ratio})")
     written = []
     if args.json:
         written.append(E.write_json(ev.figures, args.json))

@@ -306,6 +306,12 @@ CLI_ROWS: dict[str, tuple[str, str, str, str]] = {
         "cannot write or read '/proc/nope'",
     ),
     "A13": ("CLI flag", "not a run dir", "evaluate.py --plot runs/empty", "has no metrics.jsonl"),
+    "A14": (
+        "CLI flag",
+        "exact value of a policy that sees the history",
+        "evaluate.py --checkpoint runs/good rollout.history=-1 --exact",
+        "--exact needs rollout.history=0",
+    ),
     # --- checkpoint paths
     "K1": ("checkpoint path", "missing", "evaluate.py --checkpoint runs/missing", "not found"),
     "K2": (

@@ -309,6 +309,22 @@ def value_iteration(
     return float(V[start])
 
 
+def policy_value(
+    desc: list[str] | tuple[str, ...], moves: list[int | None], is_slippery: bool, horizon: int
+) -> float:
+    """Exact probability that the stationary policy ``moves`` (a move per state, None = an invalid turn)
+    reaches the goal from the start within ``horizon`` turns of one move. An invalid turn leaves the
+    player where it is, where the same policy writes it again: such a state is worth 0."""
+    T, R, start = _tables(check_desc(desc), bool(is_slippery))
+    stuck = np.array([a is None for a in moves])
+    a = np.array([0 if m is None else m for m in moves])
+    rows = np.arange(T.shape[0])
+    V = np.zeros(T.shape[0])
+    for _ in range(horizon):  # V_{t+1}(s) = R(s, π(s)) + Σ_s' T(s, π(s), s')·V_t(s')
+        V = np.where(stuck, 0.0, R[rows, a] + T[rows, a] @ V)
+    return float(V[start])
+
+
 def optimal_policy(desc: list[str] | tuple[str, ...], is_slippery: bool, gamma: float = 1.0) -> np.ndarray:
     """Greedy action id per state w.r.t. the converged (infinite-horizon) values."""
     _, Q, _ = _values(check_desc(desc), bool(is_slippery), float(gamma), None)

@@ -90,6 +90,7 @@ from tinyzero.evaluation.episodes import (
     replay_plan,
     turn_cells,
 )
+from tinyzero.evaluation.exact import check_exact, exact_figures, exact_greedy_success
 from tinyzero.evaluation.reports import (
     console_table,
     map_text,
@@ -114,6 +115,9 @@ from tinyzero.evaluation.source import Source, load_reference, load_source, pick
 from tinyzero.runs import read_metrics, run_info
 
 __all__ = [
+    "check_exact",
+    "exact_figures",
+    "exact_greedy_success",
     "CHUNK",
     "COMPARE_COLUMNS",
     "COMPARE_NOTE",

@@ -6,6 +6,7 @@
     python evaluate.py --plot runs/fl-ragen runs/fl-grpo --out plots/                # learning curves (PNG)
     python evaluate.py --compare runs/fl-ragen runs/fl-grpo                          # markdown table
     python evaluate.py --checkpoint runs/default --episodes 6 --samples 1 --gif episodes.gif   # animated
+    python evaluate.py --checkpoint runs/frozenlake_slippery --exact      # + exact greedy success per map
 
 Figures, JSON keys and failure kinds are documented in tinyzero/evaluation/__init__.py.
 """

@@ -6,6 +6,7 @@ Run: pytest tests/test_exact.py -q
 
 from __future__ import annotations
 
+import json
 import random
 import subprocess
 import sys
@@ -119,3 +120,33 @@ def test_exact_flag_refuses_a_policy_that_is_not_a_move_per_cell(lake_model) -> 
         "error: --exact needs rollout.history=0 (the model sees only the grid): only then is the greedy "
         "policy a fixed move per cell"
     ]
+
+
+def test_exact_flag_reports_each_group_in_the_json(lake_model, tmp_path: Path) -> None:
+    """--exact --json: the key exact holds, per group, the mean of the per-map exact values of the maps
+    evaluated (the held-out ones); without --exact the key is null."""
+    cfg, model, tok, path = lake_model
+    args = ["--checkpoint", str(path), "--config", str(ROOT / "configs" / "smoke.yaml"), *LAKE3]
+    for flag, name in (["--exact"], "with.json"), ([], "without.json"):
+        subprocess.run(
+            [
+                sys.executable,
+                str(ROOT / "evaluate.py"),
+                *args,
+                *flag,
+                "--samples",
+                "1",
+                "--no-progress",
+                "--json",
+                str(tmp_path / name),
+            ],
+            check=True,
+            capture_output=True,
+            cwd=ROOT,
+        )
+    task = make_task(cfg.task)
+    maps = task.problems("test", cfg.training.eval_problems)
+    want = np.mean([exact_greedy_success(model, tok, task, m, cfg.rollout.max_new_tokens) for m in maps])
+    [group] = json.loads((tmp_path / "with.json").read_text())["exact"]
+    assert group["problems"] == len(maps) and group["exact_greedy_success"] == pytest.approx(want)
+    assert json.loads((tmp_path / "without.json").read_text())["exact"] is None

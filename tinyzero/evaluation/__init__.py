@@ -39,7 +39,7 @@ problems the trainer evaluates on (``task.problems("test")`` is a prefix-stable 
   named by the checkpoint's ``base_key`` under ``pretrain.cache_dir`` (or ``--ref DIR``);
 - failures by kind (``FAILURE_KINDS``) with examples and a one-line reason each.
 
-JSON schema (``SCHEMA_VERSION`` = 1; every key is always present, ``null`` where it does not apply)::
+JSON schema (``SCHEMA_VERSION`` = 2; every key is always present, ``null`` where it does not apply)::
 
     schema_version   int
     source           {path, kind: "checkpoint" | "base_model", iteration, base_key, run_dir, algorithm}
@@ -58,6 +58,9 @@ JSON schema (``SCHEMA_VERSION`` = 1; every key is always present, ``null`` where
     kl               {value: float | null, reference: path | null, note}
     failures         {greedy: {kind: count}, sampled: {kind: count}} over FAILURE_KINDS
     notes            [str]
+    exact            null, or with evaluate.py --exact (FrozenLake, Markov context) per group
+                       [{name, problems, exact_greedy_success, optimum, ratio}]: the greedy policy's
+                       success computed from the transition table (tinyzero.evaluation.exact)
     elapsed_s        seconds spent evaluating
 """
 

@@ -22,17 +22,14 @@ from tinyzero.models.transformer import generate
 
 def check_exact(cfg: Any) -> None:
     """One line naming why the greedy policy is not a state → move map (so has no exact value)."""
-    why = (
-        "task.name=frozenlake"
-        if cfg.task.name != "frozenlake"
-        else "rollout.history=0 (the model sees only the grid)"
-        if cfg.rollout.history != 0
-        else "task.max_actions_per_turn=1"
-        if cfg.task.max_actions_per_turn != 1
-        else None
+    needs = (
+        (cfg.task.name == "frozenlake", "task.name=frozenlake"),
+        (cfg.rollout.history == 0, "rollout.history=0 (the model sees only the grid)"),
+        (cfg.task.max_actions_per_turn == 1, "task.max_actions_per_turn=1"),
     )
-    if why:
-        raise UserError(f"--exact needs {why}: only then is the greedy policy a fixed move per cell")
+    for ok, what in needs:
+        if not ok:
+            raise UserError(f"--exact needs {what}: only then is the greedy policy a fixed move per cell")
 
 
 @torch.no_grad()
@@ -66,9 +63,8 @@ def exact_figures(model: torch.nn.Module, tok: Any, records: list, max_new_token
         groups.setdefault(rec.group, []).append(rec)
     out = []
     for name, recs in groups.items():
-        exact = sum(exact_greedy_success(model, tok, r.task, r.problem, max_new_tokens) for r in recs) / len(
-            recs
-        )
+        values = [exact_greedy_success(model, tok, r.task, r.problem, max_new_tokens) for r in recs]
+        exact = sum(values) / len(values)
         optimum = sum(r.optimum for r in recs) / len(recs)
         out.append(
             {

@@ -224,6 +224,7 @@ def evaluate_source(
             "sampled": count_failures(all_sampled, records, sampled=True),
         },
         "notes": list(src.notes),
+        "exact": None,  # evaluate.py --exact fills it in (tinyzero.evaluation.exact)
         "elapsed_s": round(time.perf_counter() - start, 2),
     }
     return Evaluation(figures, records, src)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the key exact (evaluate.py --exact)
 EPISODE_KEYS = ("success", "format_rate", "mean_reward", "response_length", "turns")
 # How the tables name them (JSON keeps the plain keys): the length is the policy's own tokens per episode.
 EPISODE_LABELS = {"response_length": "response_length (tokens)", "turns": "turns per episode"}
@@ -47,6 +47,7 @@ TOP_KEYS = (
     "kl",
     "failures",
     "notes",
+    "exact",
     "elapsed_s",
 )
 FAILURE_KINDS = (

@@ -27,7 +27,6 @@ from tinyzero.rollout import SamplingSettings, run_episodes
 
 ROOT = Path(__file__).resolve().parents[1]
 STANDARD = ("SFFF", "FHFH", "FFFH", "HFFG")  # Gymnasium's "4x4" map
-SHORTEST = [1, 1, 2, 2, 1, 2]  # Down Down Right Right Down Right: 6 moves
 
 
 def _played(desc: tuple[str, ...], moves: list, turns: int, episodes: int) -> float:
@@ -48,7 +47,7 @@ def _played(desc: tuple[str, ...], moves: list, turns: int, episodes: int) -> fl
 def test_policy_value_counts_moves_and_turns() -> None:
     """Non-slippery: a shortest path is certain within its 6 moves and impossible in 5; a policy that
     never writes a valid move never arrives."""
-    path = {0: 1, 4: 1, 8: 2, 9: 2, 10: 1, 14: 2}  # the cells of SHORTEST and the move taken there
+    path = {0: 1, 4: 1, 8: 2, 9: 2, 10: 1, 14: 2}  # Down Down Right Right Down Right: each cell's move
     moves = [path.get(s, 0) for s in range(16)]
     assert policy_value(STANDARD, moves, False, 6) == 1.0
     assert policy_value(STANDARD, moves, False, 5) == 0.0

@@ -454,14 +454,15 @@ class FrozenLakeTask(Task):
             words = []
             for _ in range(1 if k_max == 1 else rng.randint(1, k_max)):
                 legal = [a for a, (dr, dc) in enumerate(_DELTAS) if 0 <= r + dr < n and 0 <= c + dc < n]
-                closer = [
-                    a
-                    for a in legal
-                    if abs(r + _DELTAS[a][0] - gr) + abs(c + _DELTAS[a][1] - gc) < abs(r - gr) + abs(c - gc)
-                ]
                 if best is not None:
                     a = int(best[r * n + c]) if rng.random() < skill else rng.choice(legal)
                 else:
+                    closer = [
+                        a
+                        for a in legal
+                        if abs(r + _DELTAS[a][0] - gr) + abs(c + _DELTAS[a][1] - gc)
+                        < abs(r - gr) + abs(c - gc)
+                    ]
                     a = rng.choice(closer) if closer and rng.random() < skill else rng.choice(legal)
                 words.append(ACTION_NAMES[a])
                 # intended position (ignores slipping; a move into the wall stays, as on the ice)

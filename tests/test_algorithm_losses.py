@@ -225,6 +225,51 @@ def test_ragen_reference_source_samples_from_pi_ref(cache_dir: Path, tmp_path: P
     assert metrics["v_star/mean"] == pytest.approx(v_mean(from_ref), rel=1e-5)
 
 
+def test_ragen_table_source_reads_v_star_per_prompt(cache_dir: Path, tmp_path: Path) -> None:
+    """``v_star_source: table``: V*(x) is the stage-1 table's entry for the group's prompt; neither the
+    group's own rewards nor their importance weights enter (the table values disagree with both)."""
+    tr = make_trainer(
+        cache_dir,
+        tmp_path,
+        "algorithm.name=ragen",
+        "astarpo.v_star_source=table",
+        "training.entropy_coef=0.02",
+    )
+    perturb(tr.policy)
+    episodes = ragen_groups(tr, [[1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, -0.1]])
+    p0, p1 = tr.train_problems[0], tr.train_problems[1]
+    table = {
+        tr.task.describe(p0): {"v": 0.05, "success": True},
+        tr.task.describe(p1): {"v": 0.7, "success": True},
+    }
+    tr.prepared = Prepared(state=table)
+    loss, metrics = loss_on(tr, episodes)
+    expected, _, _ = ragen_expected(tr, episodes, [0.05, 0.7], list(range(8)), 0.02, 0.0)
+    assert_same_loss_and_gradient(loss, expected, params_of(tr.policy))
+    assert metrics["v_star/mean"] == pytest.approx(0.375, rel=1e-6)
+
+
+def test_ragen_table_source_builds_a_stage1_table(cache_dir: Path, tmp_path: Path) -> None:
+    """The real first update of ``ragen`` with ``v_star_source: table`` runs A*PO's stage 1: a V* for
+    every training prompt, from N π_ref samples (the same table A*PO builds for these settings), and
+    the iteration's V* are that table's values for its prompts."""
+    tr = make_trainer(cache_dir, tmp_path / "ragen", "algorithm.name=ragen", "astarpo.v_star_source=table")
+    tr.prepare()
+    table = tr.prepared.state
+    assert set(table) == {tr.task.describe(p) for p in tr.train_problems}
+    astar = make_trainer(cache_dir, tmp_path / "astarpo", "algorithm.name=astarpo")
+    astar.prepare()
+    assert astar.prepared.state == table  # one table for both (cached once: same base and settings)
+    assert tr.stage1_tokens > 0 or astar.stage1_tokens > 0
+    state = tr.gen.get_state()
+    _, metrics = tr.loss_on(tr.collect())
+    tr.gen.set_state(state)  # replay the draws: the same prompts
+    k = tr.cfg.num_completions
+    problems = tr.sample_problems(tr.cfg.astarpo.num_trajectories // k)
+    expected = sum(table[tr.task.describe(p)]["v"] for p in problems) / len(problems)
+    assert metrics["v_star/mean"] == pytest.approx(expected, rel=1e-5)
+
+
 def test_ragen_starpo_s_trains_only_the_highest_variance_groups(cache_dir: Path, tmp_path: Path) -> None:
     """keep = 0.5 of 3 groups keeps ⌈1.5⌉ = 2: the two with the highest reward std; the constant one is
     out of the regression and the KL term."""

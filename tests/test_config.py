@@ -121,6 +121,11 @@ def test_settings_without_effect_are_named() -> None:
         "astarpo.huber_delta is used by algorithm.name=astarpo and ragen only",
         "astarpo.kl_coef is used by algorithm.name=astarpo and ragen only",
     ]
+    stage1 = ["algorithm.name=ragen", "astarpo.num_value_samples=16"]
+    assert [n.split(" (")[0] for n in ineffective_settings(load_config(None, stage1))] == [
+        "astarpo.num_value_samples"
+    ]
+    assert ineffective_settings(load_config(None, [*stage1, "astarpo.v_star_source=table"])) == []
     assert ineffective_settings(load_config(None, ["training.lr_final=0.5"])) == [
         "training.lr_final has no effect with training.lr_schedule=constant"
     ]

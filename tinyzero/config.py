@@ -136,7 +136,7 @@ class AStarPOConfig:
     num_value_samples: int = 8  # N reference samples per training prompt for V* (stage 1)
     num_trajectories: int = 128  # episodes per iteration, for EVERY algorithm (prompts × num_completions)
     filter_all_failed: bool = False  # drop training prompts where all N reference samples failed
-    v_star_source: str = "importance"  # ragen: importance (K on-policy samples, weighted) | reference
+    v_star_source: str = "importance"  # ragen: importance (K on-policy, weighted) | reference | table
     huber_delta: float = 0.0  # > 0: Huber loss on residuals beyond δ (reward units), docs/algorithms.md
     kl_coef: float = 0.0  # weight of the exact per-character KL(π_θ ‖ π_ref), docs/algorithms.md
     credit: str = "trajectory"  # astarpo: trajectory (eq. 3) | turn (V* of every state: docs/algorithms.md)
@@ -358,10 +358,10 @@ def validate(cfg: Config) -> None:
         "auto, gloo or nccl",
     )
     _check(
-        cfg.astarpo.v_star_source in ("importance", "reference"),
+        cfg.astarpo.v_star_source in ("importance", "reference", "table"),
         "astarpo.v_star_source",
         cfg.astarpo.v_star_source,
-        "importance or reference",
+        "importance, reference or table",
     )
     _check(
         cfg.astarpo.credit in ("trajectory", "turn"),
@@ -538,8 +538,14 @@ def ineffective_settings(cfg: Config) -> list[str]:
         for key in ("beta", "beta2", "huber_delta", "kl_coef"):
             if getattr(cfg.astarpo, key) != getattr(default.astarpo, key):
                 notes.append(f"astarpo.{key} is used by algorithm.name=astarpo and ragen only")
+    stage1 = name == "astarpo" or (name == "ragen" and cfg.astarpo.v_star_source == "table")
+    if not stage1 and cfg.astarpo.num_value_samples != default.astarpo.num_value_samples:
+        notes.append(
+            "astarpo.num_value_samples (stage 1) is used by algorithm.name=astarpo, and by ragen with "
+            "astarpo.v_star_source=table, only"
+        )
     if name != "astarpo":
-        for key in ("num_value_samples", "credit", "min_state_visits"):
+        for key in ("credit", "min_state_visits"):
             if getattr(cfg.astarpo, key) != getattr(default.astarpo, key):
                 notes.append(f"astarpo.{key} (stage 1) is used by algorithm.name=astarpo only")
     if cfg.training.lr_schedule == "constant" and cfg.training.lr_final != default.training.lr_final:

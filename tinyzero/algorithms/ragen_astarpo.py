@@ -11,7 +11,9 @@ K = ``num_completions`` trajectories τ_1..τ_K from π_θ and estimate
 
 which is exactly A*PO's equation (1) with importance sampling toward π_ref (exact when π_θ = π_ref,
 as at the first iteration). ``astarpo.v_star_source: reference`` instead draws K fresh trajectories
-from π_ref (unbiased, K more rollouts per state). Then A* = r − V* and the loss is A*PO's
+from π_ref (unbiased, K more rollouts per state), and ``table`` reads V*(x) from A*PO's stage-1 table
+(N π_ref samples per training state, drawn once before the first update and cached: the definition
+of V* taken literally, a target that stays put for each state). Then A* = r − V* and the loss is A*PO's
 
     loss = mean_k( (β2 · log π_θ(τ_k)/π_ref(τ_k) − A*(x, τ_k))² ) − c_ent · H
 
@@ -26,9 +28,10 @@ import math
 
 import torch
 
+from tinyzero.algorithms import astarpo
 from tinyzero.algorithms.astarpo import estimate_v_star, kl_metrics, needs_dist, regression_loss
 from tinyzero.algorithms.common import group_view
-from tinyzero.algorithms.interface import Algorithm, Collect, Forward, Rollouts
+from tinyzero.algorithms.interface import Algorithm, Collect, Forward, Preparation, Prepared, Rollouts
 from tinyzero.config import Config
 
 
@@ -53,10 +56,21 @@ def collect(cfg: Config) -> Collect:
     )
 
 
-def loss(cfg: Config, data: Rollouts, fwd: Forward, state: None = None) -> tuple[torch.Tensor, dict]:
-    """A*PO's regression on K consecutive trajectories per initial state, V* estimated from the group."""
+def prepare(cfg: Config, prep: Preparation) -> Prepared:
+    """The stage-1 V* table for ``v_star_source: table`` (A*PO's, shared cache); nothing otherwise."""
+    if cfg.astarpo.v_star_source == "table":
+        return astarpo.prepare(cfg, prep)
+    return Prepared()
+
+
+def loss(cfg: Config, data: Rollouts, fwd: Forward, table: dict | None = None) -> tuple[torch.Tensor, dict]:
+    """A*PO's regression on K consecutive trajectories per initial state, V* estimated from the group
+    (or, for ``v_star_source: table``, read from the stage-1 ``table`` under the group's prompt)."""
     k, rewards, lp, ref = data.group_size, data.rewards, fwd.policy, fwd.ref
-    if cfg.astarpo.v_star_source == "reference":
+    if cfg.astarpo.v_star_source == "table":
+        assert table is not None, "v_star_source: table needs the stage-1 table (prepare)"
+        v_star = torch.tensor([table[key]["v"] for key in data.keys[::k]])  # (P,)
+    elif cfg.astarpo.v_star_source == "reference":
         assert data.ref_rewards is not None, "v_star_source: reference needs the π_ref episodes"
         v_star = estimate_v_star(group_view(data.ref_rewards, k), cfg.astarpo.beta)  # (P,)
     else:
@@ -82,4 +96,4 @@ def loss(cfg: Config, data: Rollouts, fwd: Forward, state: None = None) -> tuple
     return value, metrics
 
 
-ALGORITHM = Algorithm(collect=collect, loss=loss, needs_dist=needs_dist)
+ALGORITHM = Algorithm(collect=collect, loss=loss, prepare=prepare, needs_dist=needs_dist)

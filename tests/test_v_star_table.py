@@ -1,7 +1,8 @@
 """A*PO's stage-1 table (``build_v_star_table``): every row is β·log mean_i e^{r_i/β} of the N reference
 samples drawn with its chunk's seed, recomputed here by hand; ``success`` says whether any of them won;
 ``filter_all_failed`` keeps the prompts π_ref ever solved; a changed β throws away the run's local
-table; a stage 1 interrupted after its first chunk resumes to the identical table.
+table; a stage 1 interrupted after its first chunk resumes to the identical table; the table does not
+depend on ``run.seed`` (the shared cache is keyed without it).
 
 Why: V* is the regression target of every A*PO update; a row read from the wrong samples, with the
 wrong β or for the wrong prompt would bias the whole run without any error.
@@ -29,12 +30,12 @@ N_PROMPTS = 10  # chunks of 4, 4 and 2 prompts
 
 
 def by_hand(tr: TinyZeroTrainer, beta: float) -> dict[str, dict]:
-    """The table replayed chunk by chunk: seed = run.seed·100003 + (rows before the chunk)."""
+    """The table replayed chunk by chunk: seed = rows before the chunk, whatever run.seed is."""
     n = tr.cfg.astarpo.num_value_samples
     table = {}
     for start in range(0, len(tr.train_problems), CHUNK):
         problems = tr.train_problems[start : start + CHUNK]
-        gen = torch.Generator().manual_seed(tr.cfg.run.seed * 100_003 + start)
+        gen = torch.Generator().manual_seed(start)
         eps = run_episodes(
             tr.ref, tr.tok, tr.task, [p for p in problems for _ in range(n)], tr.sampling(), gen
         )
@@ -119,3 +120,17 @@ def test_an_interrupted_stage_1_resumes_to_the_identical_table(lake_cache: Path,
     table = astarpo.build_v_star_table(resumed.cfg, resumed.preparation(), chunk=CHUNK)[0]
     assert_tables_equal(table, by_hand(resumed, 0.31))
     assert {k: table[k] for k in partial} == partial  # the saved rows were kept, not recomputed
+
+
+def test_the_table_is_the_same_for_every_run_seed(lake_cache: Path, tmp_path: Path) -> None:
+    """Two seeds, each with an empty cache of its own, draw one table: the one either would read from
+    the shared cache. A seed-dependent table made a run's figures depend on which seed filled it."""
+    tables = []
+    for seed in (0, 3):
+        overrides = (f"run.seed={seed}", "pretrain.seed=0", "astarpo.beta=0.41")  # one base for both
+        tr = lake_trainer(lake_cache, tmp_path / f"s{seed}", *overrides)
+        tr.cache_root = tmp_path / f"cache{seed}"  # nothing cached: this seed draws its own table
+        tables.append(astarpo.build_v_star_table(tr.cfg, tr.preparation(), chunk=CHUNK)[0])
+        assert_tables_equal(tables[-1], by_hand(tr, 0.41))
+    diff = {k: (tables[0][k], tables[1][k]) for k in tables[0] if tables[0][k] != tables[1][k]}
+    assert not diff, diff

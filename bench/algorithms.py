@@ -7,6 +7,7 @@
     python bench/algorithms.py --algorithms astarpo grpo --iterations 300 --threads 1 --out a.json &
     python bench/algorithms.py --algorithms ragen ppo --iterations 300 --threads 1 --out b.json
     python bench/algorithms.py --merge a.json b.json
+    python bench/algorithms.py num_completions=8 astarpo.v_star_source=importance --seeds 0  # overrides 1st
 
 What is held equal: one base model per task (``pretrain.seed`` fixed, so RL seeds share π_ref), the
 task's config (``configs/<task>.yaml``), the rollout budget (``astarpo.num_trajectories`` episodes an
@@ -74,10 +75,27 @@ def peak_rss_mb() -> float | None:
     return None
 
 
-def run_one(task: str, algo: str, seed: int, args: argparse.Namespace, work: Path) -> dict:
-    """Train one (task, algorithm, seed) and return its learning curve and summary figures."""
-    config = ROOT / "configs" / ("smoke.yaml" if args.quick else f"{task}.yaml")
-    overrides = [
+# Keys the bench sets itself (from its flags); a positional override may not change them.
+BENCH_KEYS = (
+    "task.name",
+    "algorithm.name",
+    "run.name",
+    "run.out_dir",
+    "run.seed",
+    "run.threads",
+    "pretrain.seed",
+    "pretrain.cache_dir",
+    "training.total_iterations",
+    "training.eval_every",
+    "training.checkpoint_every",
+    "logging.tensorboard",
+)
+
+
+def run_overrides(task: str, algo: str, seed: int, args: argparse.Namespace, work: Path) -> list[str]:
+    """The config overrides of one run: the user's (``args.overrides``, every run alike), then the bench's."""
+    return [
+        *args.overrides,
         f"task.name={task}",
         f"algorithm.name={algo}",
         f"run.name={task}-{algo}-s{seed}",
@@ -91,7 +109,12 @@ def run_one(task: str, algo: str, seed: int, args: argparse.Namespace, work: Pat
         f"training.checkpoint_every={args.iterations}",
         "logging.tensorboard=false",
     ]
-    cfg = load_config(config, overrides)
+
+
+def run_one(task: str, algo: str, seed: int, args: argparse.Namespace, work: Path) -> dict:
+    """Train one (task, algorithm, seed) and return its learning curve and summary figures."""
+    config = ROOT / "configs" / ("smoke.yaml" if args.quick else f"{task}.yaml")
+    cfg = load_config(config, run_overrides(task, algo, seed, args, work))
     shutil.rmtree(Path(args.cache_dir).parent / "v_star", ignore_errors=True)  # stage 1 is paid, not cached
     reset_peak_rss()
     trainer = TinyZeroTrainer(cfg, progress=args.progress)
@@ -276,7 +299,7 @@ def plot(runs: list[dict], task: str, path: Path) -> None:
     plt.close(fig)
 
 
-SAME_SETTING = ("quick", "tasks", "iterations", "eval_every", "base_seed")
+SAME_SETTING = ("quick", "tasks", "iterations", "eval_every", "base_seed", "overrides")
 
 
 def usage_error(message: str) -> NoReturn:
@@ -329,7 +352,17 @@ def parse_args() -> argparse.Namespace:
         metavar="JSON",
         help="train nothing: combine result files of like runs (one per process) into one table, JSON, plot",
     )
+    ap.add_argument(
+        "overrides",
+        nargs="*",
+        help="config overrides for every run, e.g. num_completions=8 (not the keys the flags set)",
+    )
     args = ap.parse_args()
+    for override in args.overrides:
+        if override.split("=", 1)[0] in BENCH_KEYS:
+            ap.error(f"{override}: the bench sets {override.split('=', 1)[0]} itself (see its flags)")
+    if args.merge and args.overrides:
+        ap.error("--merge trains nothing: config overrides have no effect there")
     if args.merge and args.quick:
         ap.error("--merge combines existing result files; --quick trains: use one or the other")
     if args.quick:

@@ -5,6 +5,7 @@ python -m pytest -q tests/test_bench_algorithms.py
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -199,3 +200,32 @@ def test_merge_refuses_runs_made_with_different_settings_in_one_line(tmp_path: P
         assert proc.returncode == 2 and words in proc.stderr and "Traceback" not in proc.stderr
         assert len(proc.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "m.json").exists()
+
+
+def test_overrides_reach_every_run_and_may_not_change_what_the_bench_sets(tmp_path: Path) -> None:
+    """Positional overrides (e.g. the RAGEN settings of an earlier comparison) are in every run's config;
+    a key the bench sets from its own flags is refused with exit 2 instead of being silently overridden."""
+    from tinyzero.config import load_config
+
+    bench = load_bench()
+    args = argparse.Namespace(
+        overrides=["num_completions=5", "astarpo.v_star_source=reference"],  # neither is the config's
+        threads=1,
+        base_seed=0,
+        cache_dir=str(tmp_path / "cache"),
+        iterations=7,
+        eval_every=7,
+    )
+    for algo in ("ragen", "grpo"):
+        overrides = bench.run_overrides("frozenlake", algo, 2, args, tmp_path)
+        cfg = load_config(ROOT / "configs" / "frozenlake.yaml", overrides)
+        assert (cfg.num_completions, cfg.astarpo.v_star_source) == (5, "reference")
+        assert (cfg.algorithm.name, cfg.run.seed, cfg.training.total_iterations) == (algo, 2, 7)
+    proc = subprocess.run(
+        [sys.executable, "bench/algorithms.py", "training.total_iterations=5", "--quick"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2 and "the bench sets training.total_iterations itself" in proc.stderr

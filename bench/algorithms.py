@@ -10,8 +10,11 @@
     python bench/algorithms.py num_completions=8 astarpo.v_star_source=importance --seeds 0  # overrides 1st
 
 What is held equal: one base model per task (``pretrain.seed`` fixed, so RL seeds share π_ref), the
-task's config (``configs/<task>.yaml``), the rollout budget (``astarpo.num_trajectories`` episodes an
-iteration for every algorithm), the number of iterations and the seeds. Runs are interleaved
+task's config (``configs/<task>.yaml``; its ``num_completions`` is the group size of ragen, grpo and
+rloo: 2 in configs/frozenlake.yaml since 2026-12-06, 8 in the 2026-12-05 comparison, which
+``num_completions=8 astarpo.v_star_source=importance`` repeats), the rollout budget
+(``astarpo.num_trajectories`` episodes an iteration for every algorithm), the number of iterations
+and the seeds. Runs are interleaved
 (seed 0: every algorithm, then seed 1, ...) in one process, one at a time, so machine noise hits all
 algorithms alike. A*PO's stage 1 (V* from π_ref) is paid inside its run: the shared V* cache is cleared
 before every astarpo run, so its wall-clock and token counts include stage 1.

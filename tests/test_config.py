@@ -118,6 +118,7 @@ def test_settings_without_effect_are_named() -> None:
     assert any("grpo.*" in n for n in ineffective_settings(load_config(None, ["grpo.kl_coef=0.1"])))
     rloo = ineffective_settings(load_config(ROOT / "configs" / "frozenlake.yaml", ["algorithm.name=rloo"]))
     assert rloo == [
+        "astarpo.v_star_source is used by algorithm.name=ragen only",
         "astarpo.huber_delta is used by algorithm.name=astarpo and ragen only",
         "astarpo.kl_coef is used by algorithm.name=astarpo and ragen only",
     ]

@@ -78,40 +78,30 @@ def peak_rss_mb() -> float | None:
     return None
 
 
-# Keys the bench sets itself (from its flags); a positional override may not change them.
-BENCH_KEYS = (
-    "task.name",
-    "algorithm.name",
-    "run.name",
-    "run.out_dir",
-    "run.seed",
-    "run.threads",
-    "pretrain.seed",
-    "pretrain.cache_dir",
-    "training.total_iterations",
-    "training.eval_every",
-    "training.checkpoint_every",
-    "logging.tensorboard",
-)
+def bench_settings(
+    task: str, algo: str, seed: int, args: argparse.Namespace, work: Path
+) -> dict[str, object]:
+    """What the bench sets in every run from its own flags; a positional override may not change these."""
+    return {
+        "task.name": task,
+        "algorithm.name": algo,
+        "run.name": f"{task}-{algo}-s{seed}",
+        "run.out_dir": work / "runs",
+        "run.seed": seed,
+        "run.threads": args.threads,
+        "pretrain.seed": args.base_seed,
+        "pretrain.cache_dir": args.cache_dir,
+        "training.total_iterations": args.iterations,
+        "training.eval_every": args.eval_every,
+        "training.checkpoint_every": args.iterations,
+        "logging.tensorboard": "false",
+    }
 
 
 def run_overrides(task: str, algo: str, seed: int, args: argparse.Namespace, work: Path) -> list[str]:
     """The config overrides of one run: the user's (``args.overrides``, every run alike), then the bench's."""
-    return [
-        *args.overrides,
-        f"task.name={task}",
-        f"algorithm.name={algo}",
-        f"run.name={task}-{algo}-s{seed}",
-        f"run.out_dir={work / 'runs'}",
-        f"run.seed={seed}",
-        f"run.threads={args.threads}",
-        f"pretrain.seed={args.base_seed}",
-        f"pretrain.cache_dir={args.cache_dir}",
-        f"training.total_iterations={args.iterations}",
-        f"training.eval_every={args.eval_every}",
-        f"training.checkpoint_every={args.iterations}",
-        "logging.tensorboard=false",
-    ]
+    bench = bench_settings(task, algo, seed, args, work)
+    return [*args.overrides, *(f"{key}={value}" for key, value in bench.items())]
 
 
 def run_one(task: str, algo: str, seed: int, args: argparse.Namespace, work: Path) -> dict:
@@ -361,9 +351,11 @@ def parse_args() -> argparse.Namespace:
         help="config overrides for every run, e.g. num_completions=8 (not the keys the flags set)",
     )
     args = ap.parse_args()
+    own = bench_settings("", "", 0, args, Path())  # only its keys matter here
     for override in args.overrides:
-        if override.split("=", 1)[0] in BENCH_KEYS:
-            ap.error(f"{override}: the bench sets {override.split('=', 1)[0]} itself (see its flags)")
+        key = override.split("=", 1)[0]
+        if key in own:
+            ap.error(f"{override}: the bench sets {key} itself (see its flags)")
     if args.merge and args.overrides:
         ap.error("--merge trains nothing: config overrides have no effect there")
     if args.merge and args.quick:

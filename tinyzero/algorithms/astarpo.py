@@ -140,12 +140,6 @@ def _write_json(path: os.PathLike, data: Any) -> None:
     os.replace(tmp, path)  # atomic: an interrupted write never leaves a half table
 
 
-def stage1_seed(rows_before: int) -> int:
-    """The seed of the stage-1 chunk that starts after ``rows_before`` rows (what ``run.seed=0`` drew
-    when the seed still depended on the run: tables cached by seed-0 runs stay valid)."""
-    return rows_before
-
-
 def build_v_star_table(cfg: Config, prep: Preparation, chunk: int = 128) -> tuple[dict[str, dict], int]:
     """Stage 1: N samples from π_ref per training prompt → ({prompt key: {"v": V*, "success": any}}, tokens).
 
@@ -157,9 +151,10 @@ def build_v_star_table(cfg: Config, prep: Preparation, chunk: int = 128) -> tupl
     by all ranks (0 when the table was found complete).
 
     The table is a property of π_ref and the training prompts, not of the run: a chunk's seed is its
-    position alone (``stage1_seed``), never ``run.seed``. The shared cache is keyed without the run's
-    seed, so a seed-dependent table would make a run's result depend on which seed happened to fill
-    the cache first; with this one a run draws exactly the table it would read.
+    position alone (the rows before it: what ``run.seed=0`` drew when the seed still depended on the
+    run, so tables cached by seed-0 runs stay valid), never ``run.seed``. The shared cache is keyed
+    without the run's seed, so a seed-dependent table would make a run's result depend on which seed
+    happened to fill the cache first; with this one a run draws exactly the table it would read.
     """
     dist = prep.dist
     table, done = _load_v_star_table(cfg, prep) if dist.is_main else ({}, False)
@@ -178,7 +173,7 @@ def build_v_star_table(cfg: Config, prep: Preparation, chunk: int = 128) -> tupl
         mine = first + dist.rank
         part: tuple[dict, int] = ({}, 0)
         if mine < len(chunks):
-            part = _v_star_chunk(cfg, prep, chunks[mine], stage1_seed(offsets[mine]), n)
+            part = _v_star_chunk(cfg, prep, chunks[mine], offsets[mine], n)  # seed: position, not run.seed
         for rows, chunk_tokens in dist.gather(part):  # in chunk order
             table.update(rows)
             tokens += chunk_tokens

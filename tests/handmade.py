@@ -22,7 +22,9 @@ ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ROOT / "configs" / "smoke.yaml"
 
 
-def make_trainer(cache: Path, out_dir: Path, *overrides: str, config: Path = SMOKE) -> TinyZeroTrainer:
+def make_trainer(
+    cache: Path, out_dir: Path, *overrides: str, config: Path = SMOKE, resume: bool = False
+) -> TinyZeroTrainer:
     """A real trainer on the given config (CPU, one thread), its base model from the session cache."""
     cfg = load_config(
         config,
@@ -34,7 +36,7 @@ def make_trainer(cache: Path, out_dir: Path, *overrides: str, config: Path = SMO
             *overrides,
         ],
     )
-    return TinyZeroTrainer(cfg, progress=False)
+    return TinyZeroTrainer(cfg, resume=resume, progress=False)
 
 
 def episode(tr: TinyZeroTrainer, problem: object, actions: list[str], reward: float) -> Episode:

@@ -170,6 +170,12 @@ CLI_ROWS: dict[str, tuple[str, str, str, str]] = {
         "train.py training.lr_final=2",
         "training.lr_final=2.0 is out",
     ),
+    "O35": (
+        "override",
+        "negative reset interval",
+        "train.py training.ref_reset_every=-1",
+        "training.ref_reset_every=-1 is out",
+    ),
     # --- task parameters
     "T1": (
         "task parameter",

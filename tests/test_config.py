@@ -134,5 +134,10 @@ def test_settings_without_effect_are_named() -> None:
         ineffective_settings(load_config(None, ["training.lr_final=0.5", "training.lr_schedule=linear"]))
         == []
     )
+    reset = ["training.total_iterations=100", "training.ref_reset_every=100"]
+    assert ineffective_settings(load_config(None, reset)) == [
+        "training.ref_reset_every=100 is not below training.total_iterations=100: π_ref is never reset"
+    ]
+    assert ineffective_settings(load_config(None, [*reset, "training.ref_reset_every=99"])) == []
     for name in ("default", "frozenlake", "countdown", "countdown_turns", "multiplication", "reverse"):
         assert ineffective_settings(load_config(ROOT / "configs" / f"{name}.yaml")) == [], name

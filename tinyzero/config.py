@@ -161,6 +161,7 @@ class TrainingConfig:
     keep_last: int = 3  # checkpoints kept on disk
     max_bad_steps: int = 5  # stop after this many consecutive skipped (NaN/inf) steps; 0 = never stop
     max_kl_rise: float = 0.0  # > 0: shrink/undo a step raising the per-char KL(π_θ‖π_ref) on its batch more
+    ref_reset_every: int = 0  # > 0: every N iterations π_ref ← π_θ and stage 1 is redone (0 = never)
 
 
 @dataclass
@@ -504,6 +505,12 @@ def validate(cfg: Config) -> None:
         f"fewer than model.max_seq_len={cfg.model.max_seq_len} (the prompt needs room too)",
     )
     _check(cfg.training.max_kl_rise >= 0, "training.max_kl_rise", cfg.training.max_kl_rise, ">= 0 (0 = off)")
+    _check(
+        cfg.training.ref_reset_every >= 0,
+        "training.ref_reset_every",
+        cfg.training.ref_reset_every,
+        ">= 0 (0 = never)",
+    )
     _check(cfg.training.max_bad_steps >= 0, "training.max_bad_steps", cfg.training.max_bad_steps, ">= 0")
     _check(
         cfg.num_completions >= 2 or cfg.algorithm.name in ("astarpo", "ppo"),
@@ -550,6 +557,11 @@ def ineffective_settings(cfg: Config) -> list[str]:
                 notes.append(f"astarpo.{key} (stage 1) is used by algorithm.name=astarpo only")
     if cfg.training.lr_schedule == "constant" and cfg.training.lr_final != default.training.lr_final:
         notes.append("training.lr_final has no effect with training.lr_schedule=constant")
+    if 0 < cfg.training.total_iterations <= cfg.training.ref_reset_every:
+        notes.append(
+            f"training.ref_reset_every={cfg.training.ref_reset_every} is not below "
+            f"training.total_iterations={cfg.training.total_iterations}: π_ref is never reset"
+        )
     if name != "grpo" and dataclasses.asdict(cfg.grpo) != dataclasses.asdict(default.grpo):
         notes.append(f"grpo.* settings have no effect with algorithm.name={name}")
     if name != "ppo" and dataclasses.asdict(cfg.ppo) != dataclasses.asdict(default.ppo):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import hashlib
 import json
 import math
 import random
@@ -110,6 +111,8 @@ class TinyZeroTrainer:
         self.ref.eval().requires_grad_(False)  # π_ref is frozen: the anchor of every KL and of V*
         self.policy = copy.deepcopy(self.ref).requires_grad_(True)
         self.policy.train()
+        self.ref_reset_at = 0  # iteration at which π_ref last became a copy of π_θ (0: the base model)
+        self.ref_digest = ""  # fingerprint of π_ref's weights after a reset (keys its stage-1 table)
 
         self.train_problems = self.task.problems("train")
         self.problem_pool = list(self.train_problems)
@@ -249,6 +252,38 @@ class TinyZeroTrainer:
             group["lr"] = lr
         return lr
 
+    def reset_due(self) -> bool:
+        """``training.ref_reset_every``: a reset at every multiple of N, before that iteration's update.
+
+        A function of the iteration and of the last reset (saved in checkpoints), so a run resumed
+        from a checkpoint written just before a reset still makes it, once."""
+        every = self.cfg.training.ref_reset_every
+        due = every > 0 and self.iteration > 0 and self.iteration % every == 0
+        return due and self.ref_reset_at != self.iteration
+
+    def reset_reference(self) -> None:
+        """π_ref ← π_θ, then the algorithm prepares again (A*PO: a new stage-1 table, from the new π_ref).
+
+        Why: A*PO regresses β·log(π/π_ref) onto r − V*, i.e. toward π_ref·exp(r/β), and its KL term holds
+        π_θ near π_ref. From a weak base that target is itself weak and the anchor holds the policy
+        back once it has outgrown the base; taking the trained policy as the new reference compounds
+        the tilt (π_ref·exp(r/β), then that times exp(r/β) again, ...). The optimizer's state is kept.
+        """
+        self.ref.load_state_dict(self.sampler(self.policy).state_dict())  # full weights (FSDP: gathered)
+        self.ref_reset_at = self.iteration
+        self.ref_digest = weights_digest(self.ref)
+        self.prepared = None  # the next update redoes the preparation from the new π_ref
+        self.problem_pool = list(self.train_problems)  # a preparation may have narrowed it
+        if self.show_progress:
+            tqdm.write(f"iteration {self.iteration}: π_ref ← π_θ (training.ref_reset_every); stage 1 again")
+
+    def reference_key(self) -> str:
+        """What π_ref is, for caches of its samples: the base model's key, plus the reset and a
+        fingerprint of the weights once π_ref has been reset to a trained policy."""
+        if not self.ref_reset_at:
+            return self.base_key
+        return f"{self.base_key}@{self.ref_reset_at}:{self.ref_digest}"
+
     def update(self) -> tuple[torch.Tensor, dict, float]:
         """One iteration's work without the bookkeeping: the algorithm's preparation (first time only),
         its rollouts, its loss over the update epochs, and the last optimizer step (loss, the
@@ -281,7 +316,7 @@ class TinyZeroTrainer:
             return run_episodes(self.ref, self.tok, self.task, problems, self.sampling(), gen)
 
         cache_settings = {
-            "base": self.base_key,
+            "base": self.reference_key(),
             "rollout": {
                 k: getattr(self.cfg.rollout, k)
                 for k in ("temperature", "top_k", "top_p", "max_new_tokens", "history")
@@ -451,6 +486,8 @@ class TinyZeroTrainer:
             while self.iteration < cfg.training.total_iterations:
                 start, tokens_before = time.perf_counter(), self.generated_tokens + self.stage1_tokens
                 own_before = self.generated_tokens
+                if self.reset_due():
+                    self.reset_reference()
                 lr = self.set_lr()
                 loss, metrics, grad_norm = self.update()
                 self.iteration += 1
@@ -474,6 +511,7 @@ class TinyZeroTrainer:
                     "generated_tokens": self.generated_tokens + self.stage1_tokens,
                     "skipped_steps": self.skipped_steps,
                     **self._trust_metrics(),
+                    **({"ref_reset_at": self.ref_reset_at} if cfg.training.ref_reset_every else {}),
                     **memory_metrics(self.device),
                     **metrics,
                 }
@@ -548,14 +586,17 @@ class TinyZeroTrainer:
             "config_yaml": to_yaml(self.cfg),
             "task": self.cfg.task.name,
             "base_key": self.base_key,
+            "ref_reset_at": self.ref_reset_at,
         }
         if self.dist.enabled:
             state["rng_torch_ranks"] = rng  # each rank's own sampling stream, for an exact resume
         extra = (
             {f"critic.{k}": v for k, v in distributed.full_state_dict(self.critic).items()}
             if self.critic is not None
-            else None
+            else {}
         )
+        if self.ref_reset_at:  # π_ref is no longer the base model: the checkpoint must carry it
+            extra.update({f"ref.{k}": v for k, v in self.ref.state_dict().items()})
         path = None
         if self.dist.is_main:
             path = save_checkpoint(
@@ -565,7 +606,7 @@ class TinyZeroTrainer:
                 self.tok,
                 optimizer,
                 state,
-                extra,
+                extra or None,
                 self.cfg.training.keep_last,
             )
         self.dist.barrier()  # no rank runs ahead of a checkpoint that is still being written
@@ -594,8 +635,13 @@ class TinyZeroTrainer:
             saved = OmegaConf.to_container(OmegaConf.create(state["config_yaml"]))
             refuse_unsafe(changed(flatten(saved), flatten(self.cfg)), self.cfg.run.name, "the config")
         self.policy.load_state_dict(ckpt["model"].state_dict())
+        extra = ckpt["extra"] or {}
         if self.critic is not None:
-            self.critic.load_state_dict({k[len("critic.") :]: v for k, v in ckpt["extra"].items()})
+            self.critic.load_state_dict(_prefixed(extra, "critic."))
+        self.ref_reset_at = int(state.get("ref_reset_at", 0))
+        if self.ref_reset_at:
+            self.ref.load_state_dict(_prefixed(extra, "ref."))
+            self.ref_digest = weights_digest(self.ref)
         return ckpt
 
     def _restore_state(self, ckpt: dict) -> None:
@@ -676,6 +722,21 @@ class TinyZeroTrainer:
         """``run.compile``: torch.compile the training forward (sampling stays eager: a Python loop of
         tiny steps over a mutable KV cache). Shapes vary every iteration, hence ``dynamic=True``."""
         return torch.compile(module, dynamic=True) if self.cfg.run.compile else module
+
+
+def _prefixed(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    """The tensors under ``prefix`` in a checkpoint's extra file, with the prefix removed."""
+    return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+
+
+def weights_digest(model: torch.nn.Module) -> str:
+    """A short hash of a module's weights, bit for bit: two runs that reset π_ref to the same
+    weights share a stage-1 cache entry, two different policies never do."""
+    h = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:16]
 
 
 def check_precision_options(cfg: Config, device: torch.device) -> None:

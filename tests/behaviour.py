@@ -19,7 +19,6 @@ A fingerprint of any config, e.g. the real default job for 3 iterations (before/
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import shutil
 import sys
@@ -34,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 from handmade import make_trainer  # noqa: E402  (tests/ is on the path: pytest's, or this script's own)
 
 from tinyzero.config import load_config  # noqa: E402
+from tinyzero.models.io import weights_sha256  # noqa: E402
 from tinyzero.pretrain import ensure_base_model  # noqa: E402
 from tinyzero.runs import read_metrics  # noqa: E402
 
@@ -68,18 +68,6 @@ CLOCK_KEYS = ("seconds", "elapsed_s", "tokens_per_s")
 def machine() -> dict[str, str]:
     """What floating-point results depend on besides the code: the torch build and its CPU kernels."""
     return {"torch": torch.__version__, "cpu_capability": torch.backends.cpu.get_cpu_capability()}
-
-
-def weights_sha256(modules: list[torch.nn.Module | None]) -> str:
-    """One hash over every tensor of the given modules (names and bytes, in a fixed order)."""
-    h = hashlib.sha256()
-    for module in modules:
-        if module is None:
-            continue
-        for name, tensor in sorted(module.state_dict().items()):
-            h.update(name.encode())
-            h.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()
 
 
 def fingerprint(config: Path, overrides: list[str], cache: Path, out_dir: Path) -> dict:

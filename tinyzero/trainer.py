@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
-import hashlib
 import json
 import math
 import random
@@ -35,7 +34,7 @@ from tinyzero.environments import make_task
 from tinyzero.errors import UserError
 from tinyzero.guards import Interrupted, StopOnInterrupt, TrainingDiverged, check_finite, memory_metrics
 from tinyzero.metrics import MetricsLogger, mean
-from tinyzero.models.io import load_model_dir
+from tinyzero.models.io import load_model_dir, weights_sha256
 from tinyzero.pretrain import check_lengths, ensure_base_model, load_hf_reference
 from tinyzero.resume import changed, flatten, refuse_unsafe
 from tinyzero.reward import RewardFn, default_reward, reward_fingerprint
@@ -271,7 +270,7 @@ class TinyZeroTrainer:
         """
         self.ref.load_state_dict(self.sampler(self.policy).state_dict())  # full weights (FSDP: gathered)
         self.ref_reset_at = self.iteration
-        self.ref_digest = weights_digest(self.ref)
+        self.ref_digest = weights_sha256([self.ref])[:16]
         self.prepared = None  # the next update redoes the preparation from the new π_ref
         self.problem_pool = list(self.train_problems)  # a preparation may have narrowed it
         if self.show_progress:
@@ -641,7 +640,7 @@ class TinyZeroTrainer:
         self.ref_reset_at = int(state.get("ref_reset_at", 0))
         if self.ref_reset_at:
             self.ref.load_state_dict(_prefixed(extra, "ref."))
-            self.ref_digest = weights_digest(self.ref)
+            self.ref_digest = weights_sha256([self.ref])[:16]
         return ckpt
 
     def _restore_state(self, ckpt: dict) -> None:
@@ -727,16 +726,6 @@ class TinyZeroTrainer:
 def _prefixed(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
     """The tensors under ``prefix`` in a checkpoint's extra file, with the prefix removed."""
     return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
-
-
-def weights_digest(model: torch.nn.Module) -> str:
-    """A short hash of a module's weights, bit for bit: two runs that reset π_ref to the same
-    weights share a stage-1 cache entry, two different policies never do."""
-    h = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        h.update(name.encode())
-        h.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()[:16]
 
 
 def check_precision_options(cfg: Config, device: torch.device) -> None:

@@ -7,6 +7,7 @@ a checkpoint self-describing (architecture and tokenizer travel with the weights
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 from pathlib import Path
 
@@ -19,6 +20,19 @@ from tinyzero.files import readable_by_all
 from tinyzero.models.hf import load_hf_model_dir
 from tinyzero.models.tokenizer import CharTokenizer
 from tinyzero.models.transformer import ModelConfig, TransformerLM, model_config
+
+
+def weights_sha256(modules: list[torch.nn.Module | None]) -> str:
+    """One SHA-256 over every tensor of ``modules`` (names and bytes, in a fixed order; None skipped):
+    equal for two modules only when their weights are equal bit for bit."""
+    h = hashlib.sha256()
+    for module in modules:
+        if module is None:
+            continue
+        for name, tensor in sorted(module.state_dict().items()):
+            h.update(name.encode())
+            h.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
 
 
 def build_model(preset: str, vocab_size: int, max_seq_len: int) -> TransformerLM:

@@ -15,12 +15,12 @@ from pathlib import Path
 import torch
 
 
-def matmul_peak_gflops(n: int = 2048, tries: int = 5) -> float:
-    """Best GFLOP/s of an (n × n) @ (n × n) fp32 matmul over ``tries`` runs (after one warm-up).
+def matmul_peak_gflops(n: int = 2048, tries: int = 5, dtype: torch.dtype = torch.float32) -> float:
+    """Best GFLOP/s of an (n × n) @ (n × n) matmul in ``dtype`` over ``tries`` runs (after one warm-up).
 
     The machine's practical compute ceiling: achieved GFLOP/s are reported as a fraction of it.
     """
-    a, b, c = torch.randn(n, n), torch.randn(n, n), torch.empty(n, n)
+    a, b, c = (torch.randn(n, n).to(dtype) for _ in range(3))
     torch.mm(a, b, out=c)
     best = float("inf")
     for _ in range(tries):

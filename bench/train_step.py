@@ -37,6 +37,9 @@ peak GFLOP/s, both measured in this process.
 ``--compile`` adds a third system, ``compiled``: this checkout's model under ``torch.compile(model,
 dynamic=True)`` (what ``run.compile=true`` does to the trainer's training forward), same weights; its
 first call, which compiles, is timed apart (``first_call_s``, every system) and is not in the medians.
+``--bf16`` adds ``bf16``: the same model under bfloat16 autocast (what ``run.dtype=bfloat16`` does),
+also reported against this CPU's bf16 matmul peak (``peak_gflops_bf16``); it pays only on CPUs with
+native bf16 (AVX512-BF16, AMX), which is why the trainer's default stays float32.
 
 Writes ``bench/results/train_step.json`` (``train_step_quick.json`` with ``--quick``).
 """
@@ -143,12 +146,17 @@ def policy_loss(model: torch.nn.Module, batch: common.Batch, ref_traj, rewards, 
 class System:
     """One implementation under test: a model, its log-prob function, and an AdamW optimizer."""
 
-    def __init__(self, name: str, model: torch.nn.Module, logprob_fn) -> None:
-        self.name, self.model, self.logprob_fn = name, model, logprob_fn
+    def __init__(self, name: str, model: torch.nn.Module, logprob_fn, bf16: bool = False) -> None:
+        self.name, self.model, self.logprob_fn, self.bf16 = name, model, logprob_fn, bf16
         self.optimizer = torch.optim.AdamW(model.parameters(), lr=LR)
 
     def loss(self, batch, targets) -> torch.Tensor:
-        with mock.patch.object(common, "token_logprobs_and_entropy", self.logprob_fn):
+        """The loss; ``bf16``: its forward under bfloat16 autocast, as ``run.dtype=bfloat16`` runs it
+        (the backward, outside autocast, follows the dtypes the forward chose)."""
+        with (
+            mock.patch.object(common, "token_logprobs_and_entropy", self.logprob_fn),
+            torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16),
+        ):
             return policy_loss(self.model, batch, *targets)
 
     def forward_backward(self, batch, targets) -> float:
@@ -219,12 +227,14 @@ def top_ops(system: System, batch, targets, rows: int = 12) -> list[dict]:
 # ----------------------------------------------------------------------------- main
 
 
-def build_systems(preset: str, baseline, compile_too: bool = False) -> list[System]:
+def build_systems(preset: str, baseline, compile_too: bool = False, bf16: bool = False) -> list[System]:
     from tinyzero.models.transformer import token_logprobs_and_entropy
 
     torch.manual_seed(0)
     model = TransformerLM(model_config(preset, vocab_size=CharTokenizer().vocab_size, max_seq_len=512))
     systems = [System("ours", model, token_logprobs_and_entropy)]
+    if bf16:  # the same module (same weights) under bfloat16 autocast, as run.dtype=bfloat16 does
+        systems.append(System("bf16", model, token_logprobs_and_entropy, bf16=True))
     if compile_too:  # the same module (same weights) behind torch.compile, as run.compile=true does
         systems.append(System("compiled", torch.compile(model, dynamic=True), token_logprobs_and_entropy))
     if baseline is not None:
@@ -253,7 +263,7 @@ def figures(times: list[float], flops_useful: float, flops_padded: float, real: 
 
 def add_fractions(entry: dict, peak: float) -> None:
     """Fraction of the matmul peak, from the median and from the best time."""
-    for s in ("ours", "baseline", "compiled"):
+    for s in ("ours", "baseline", "compiled", "bf16"):
         if s in entry:
             entry[s]["frac_of_peak"] = round(entry[s]["gflops_useful"] / peak, 4)
             entry[s]["frac_of_peak_best"] = round(entry[s]["gflops_useful_best"] / peak, 4)
@@ -269,6 +279,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--baseline", default=BASELINE_REV, help="git revision to compare with, or 'none'")
     ap.add_argument("--compile", action="store_true", help="also time the model under torch.compile")
+    ap.add_argument("--bf16", action="store_true", help="also time it under bfloat16 autocast (run.dtype)")
     ap.add_argument(
         "--profile", default="small:frozenlake_episode", help="preset:workload to profile, or 'none'"
     )
@@ -294,7 +305,7 @@ def main() -> None:
         f"{'opt ms':>7}"
     )
     for preset in args.presets.split(","):
-        systems = build_systems(preset, baseline, args.compile)
+        systems = build_systems(preset, baseline, args.compile, args.bf16)
         model = systems[0].model
         cfg = model.config
         n_matmul = matmul_flops(model)
@@ -351,6 +362,9 @@ def main() -> None:
                     f"{'':<6} {wl:<19} speed-up vs baseline {entry['speedup_vs_baseline']:.2f}x "
                     f"(median), {entry['speedup_vs_baseline_best']:.2f}x (best)"
                 )
+            if "bf16" in timing:
+                entry["speedup_bf16_vs_ours"] = round(med["ours"] / med["bf16"], 2)
+                print(f"{'':<6} {wl:<19} bf16 autocast vs ours {entry['speedup_bf16_vs_ours']:.2f}x (median)")
             if "compiled" in timing:
                 entry["speedup_compiled_vs_ours"] = round(med["ours"] / med["compiled"], 2)
                 print(
@@ -373,6 +387,9 @@ def main() -> None:
         for entry in p["workloads"].values():
             add_fractions(entry, peak)
     results["peak_gflops"] = round(peak, 2)
+    if args.bf16:  # what the bf16 system is measured against too: this CPU's bf16 matmul ceiling
+        results["peak_gflops_bf16"] = round(matmul_peak_gflops(peak_n, dtype=torch.bfloat16), 2)
+        print(f"bf16 matmul peak: {results['peak_gflops_bf16']:.1f} GFLOP/s")
     results["peak_measurements_gflops"] = [round(x, 2) for x in peaks]
     print(f"matmul peak used: {peak:.1f} GFLOP/s (best of {len(peaks)} measurements; fractions above use it)")
     results["config"] = dict(
@@ -384,6 +401,7 @@ def main() -> None:
         peak_matmul=f"fp32 {peak_n}x{peak_n} torch.mm, best of 5, repeated {len(peaks)} times, max used",
         baseline_rev=args.baseline if baseline is not None else None,
         compiled=args.compile,
+        bf16=args.bf16,
         quick=args.quick,
         flops_formula="per sequence of t tokens: 6*N_matmul*t + 12*L*d_model*t^2 (fwd+bwd)",
         tokens="tok_s_real counts non-pad tokens; tok_s_padded counts rows x longest row",

@@ -17,7 +17,7 @@ def test_train_step_bench_quick_writes_positive_figures(tmp_path):
     out = tmp_path / "train_step_quick.json"
     # One thread and 4 trajectories keep it ~10 s even on a busy machine (figures are not checked).
     cmd = [sys.executable, str(ROOT / "bench" / "train_step.py"), "--quick", "--presets", "tiny"]
-    cmd += ["--trajectories", "4", "--threads", "1"]
+    cmd += ["--trajectories", "4", "--threads", "1", "--bf16"]
     proc = subprocess.run([*cmd, "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     assert "speed-up" in proc.stdout or "timing ours only" in proc.stdout
@@ -25,7 +25,7 @@ def test_train_step_bench_quick_writes_positive_figures(tmp_path):
     assert res["peak_gflops"] > 0 and res["config"]["quick"] is True
     entry = res["presets"]["tiny"]["workloads"]["frozenlake_episode"]
     assert entry["real_tokens"] > 0 and entry["padded_tokens"] >= entry["real_tokens"]
-    systems = ["ours"] + (["baseline"] if res["config"]["baseline_rev"] else [])
+    systems = ["ours", "bf16"] + (["baseline"] if res["config"]["baseline_rev"] else [])
     for name in systems:
         figures = entry[name]
         for key in (
@@ -38,6 +38,9 @@ def test_train_step_bench_quick_writes_positive_figures(tmp_path):
         ):
             assert figures[key] > 0, (name, key)
         assert figures["tok_s_padded"] >= figures["tok_s_real"]
+    assert res["peak_gflops_bf16"] > 0 and entry["speedup_bf16_vs_ours"] > 0
+    bf16 = entry["agreement_vs_ours"]["bf16"]  # same weights: bf16 rounding, not another loss
+    assert bf16["loss_abs_diff"] <= 0.02 * max(1.0, abs(bf16["loss"]))
     if "baseline" in systems:
         assert entry["speedup_vs_baseline"] > 0
         agreement = entry["agreement_vs_ours"]["baseline"]

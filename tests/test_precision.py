@@ -46,6 +46,18 @@ def test_bf16_autocast_on_cpu(cache_dir: Path, tmp_path: Path, dtype: str, expec
     assert math.isfinite(json_last(tr)["loss"])
 
 
+@pytest.mark.parametrize("native", [True, False])
+def test_auto_dtype_follows_the_cpu(cache_dir: Path, tmp_path: Path, monkeypatch, native: bool) -> None:
+    """run.dtype=auto trains in bf16 on a CPU with native bf16 (AVX512-BF16 or AMX), else in float32,
+    and the run records which one it used."""
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: native)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    tr = trainer(cache_dir, tmp_path, "run.dtype=auto", "training.total_iterations=1")
+    expected = torch.bfloat16 if native else torch.float32
+    assert lm_head_dtypes(tr) == {expected}
+    assert tr.run_info["run/dtype"] == str(expected).removeprefix("torch.")
+
+
 def json_last(tr: TinyZeroTrainer) -> dict:
     import json
 
@@ -53,7 +65,7 @@ def json_last(tr: TinyZeroTrainer) -> dict:
 
 
 def test_bad_dtype_is_a_user_error() -> None:
-    with pytest.raises(UserError, match="run.dtype='float16'.*float32 or bfloat16"):
+    with pytest.raises(UserError, match="run.dtype='float16'.*float32, bfloat16 or auto"):
         load_config(SMOKE, ["run.dtype=float16"])
 
 
@@ -85,3 +97,62 @@ def test_compiled_training_forward_matches_eager(cache_dir: Path, tmp_path: Path
     y = torch.cat([t.flatten() for t in compiled.policy.state_dict().values()])
     assert (x - y).abs().max() <= 2.01 * lr
     assert ((x - y).abs() > lr / 10).float().mean() < 1e-3
+
+
+# ----------------------------------------------------------------------------- bf16 attention on CPU
+
+
+def naive_causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Attention written from its definition, one query position at a time (float64): position t
+    attends to positions 0..t with weights softmax(q_t·k_s / √hd)."""
+    q, k, v = q.double(), k.double(), v.double()
+    out = torch.empty_like(q)
+    for t in range(q.shape[-2]):
+        w = torch.softmax(
+            (q[..., t : t + 1, :] @ k[..., : t + 1, :].transpose(-1, -2)) / q.shape[-1] ** 0.5, -1
+        )
+        out[..., t : t + 1, :] = w @ v[..., : t + 1, :]
+    return out
+
+
+def test_causal_attention_matmul_is_causal_attention() -> None:
+    """The explicit-matmul attention equals attention from its definition (float32 inputs)."""
+    from tinyzero.models.transformer import causal_attention_matmul
+
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(3, 2, 9, 8, generator=g) for _ in range(3))
+    expected = naive_causal_attention(q, k, v)
+    torch.testing.assert_close(causal_attention_matmul(q, k, v).double(), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_bf16_training_forward_on_cpu_takes_the_matmul_attention(monkeypatch) -> None:
+    """Under bf16 autocast on CPU a training forward (no cache, no mask) uses the explicit matmuls,
+    its log-probs and gradients stay within bf16 rounding of float32's, and float32 forwards and
+    sampling keep scaled_dot_product_attention."""
+    import tinyzero.models.transformer as tf
+
+    calls: list[str] = []
+    real = tf.causal_attention_matmul
+    monkeypatch.setattr(tf, "causal_attention_matmul", lambda *a: calls.append("matmul") or real(*a))
+    torch.manual_seed(0)
+    model = tf.TransformerLM(tf.model_config("nano", vocab_size=40, max_seq_len=64))
+    ids = torch.randint(0, 40, (4, 20))
+
+    def logp_and_grad(bf16: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        model.zero_grad()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            logits = model(ids)
+        logp = torch.log_softmax(logits.float(), -1)[:, :-1].gather(-1, ids[:, 1:, None]).squeeze(-1)
+        logp.sum().backward()
+        return logp.detach(), model.blocks[0].attn.qkv.weight.grad.clone()
+
+    lp32, g32 = logp_and_grad(False)
+    assert calls == []
+    lp16, g16 = logp_and_grad(True)
+    assert calls == ["matmul"] * len(model.blocks)
+    assert (lp16 - lp32).abs().max() < 0.05  # nats per token: bf16 keeps ~3 significant digits
+    assert torch.nn.functional.cosine_similarity(g16.flatten(), g32.flatten(), dim=0) > 0.99
+    calls.clear()
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # sampling (KV cache) keeps SDPA
+        tf.generate(model, ids[:, :5].tolist(), 3, eos_id=-1, pad_id=0, greedy=True)
+    assert calls == []

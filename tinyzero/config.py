@@ -51,9 +51,7 @@ class RunConfig:
     seed: int = 0  # fixes init, data order and sampling; same seed on CPU → same weights
     device: str = "auto"  # auto | cpu | cuda
     threads: int = 0  # torch intra-op threads; 0 = torch's default
-    dtype: str = (
-        "float32"  # float32 | bfloat16 (autocast of training forwards and sampling; weights stay fp32)
-    )
+    dtype: str = "float32"  # float32 | bfloat16 (autocast; weights stay fp32) | auto (bf16 if native)
     compile: bool = False  # torch.compile the training forward (slow first iterations; docs/scaling.md)
 
 
@@ -345,7 +343,12 @@ def validate(cfg: Config) -> None:
     if cfg.model.source == "hf" and not cfg.model.path:
         raise UserError("model.source=hf needs model.path=/local/dir (a transformers model directory)")
     _check(cfg.run.device in ("auto", "cpu", "cuda"), "run.device", cfg.run.device, "auto, cpu or cuda")
-    _check(cfg.run.dtype in ("float32", "bfloat16"), "run.dtype", cfg.run.dtype, "float32 or bfloat16")
+    _check(
+        cfg.run.dtype in ("float32", "bfloat16", "auto"),
+        "run.dtype",
+        cfg.run.dtype,
+        "float32, bfloat16 or auto",
+    )
     _check(
         cfg.distributed.strategy in ("ddp", "fsdp"),
         "distributed.strategy",

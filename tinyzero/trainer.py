@@ -85,6 +85,7 @@ class TinyZeroTrainer:
         d = cfg.distributed
         self.dist, self.device = distributed.setup(d.strategy, d.backend, d.timeout_s, self.device)
         self.show_progress = progress and cfg.logging.progress and self.dist.is_main
+        cfg.run.dtype = resolve_dtype(cfg.run.dtype, self.device)  # auto → what this device runs natively
         check_precision_options(cfg, self.device)
         self.run_info = distributed.describe_run(self.device, cfg.run.dtype, self.dist)  # console + summary
         if self.dist.is_main:
@@ -728,11 +729,29 @@ def _prefixed(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.
     return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
 
 
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` multiplies bfloat16 matrices in hardware rather than emulating them.
+
+    CUDA: without emulation (a T4 emulates bf16 and would pass, then run slower than float32). CPU:
+    AVX512-BF16 or AMX, where bf16 matmuls ran at ~2x the float32 peak (docs/scaling.md); most laptop
+    CPUs have neither and would emulate bf16, slower than float32.
+    """
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported(including_emulation=False)
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # torch.cpu's feature checks
+    return device.type == "cpu" and any(getattr(torch.cpu, name, lambda: False)() for name in probes)
+
+
+def resolve_dtype(dtype: str, device: torch.device) -> str:
+    """``run.dtype``, with ``auto`` made concrete: bfloat16 where ``device`` has native bf16, else float32."""
+    if dtype != "auto":
+        return dtype
+    return "bfloat16" if native_bf16(device) else "float32"
+
+
 def check_precision_options(cfg: Config, device: torch.device) -> None:
     """Fail early, in one line, where ``run.dtype`` / ``run.compile`` cannot work on this machine."""
-    # Without emulation: a T4 (no bf16 units) emulates bf16 and would pass, then run slower than fp32.
-    bf16 = device.type != "cuda" or torch.cuda.is_bf16_supported(including_emulation=False)
-    if cfg.run.dtype == "bfloat16" and not bf16:
+    if cfg.run.dtype == "bfloat16" and device.type == "cuda" and not native_bf16(device):
         raise UserError("run.dtype=bfloat16 but this GPU has no bfloat16 support: use run.dtype=float32")
     if cfg.run.compile and device.type == "cpu":
         import shutil

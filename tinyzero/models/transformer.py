@@ -73,6 +73,32 @@ def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
     return torch.cat((x1 * cos - x2 * sin, x2 * cos + x1 * sin), dim=-1)
 
 
+def _cpu_bf16_autocast(x: Tensor) -> bool:
+    """Whether ``x`` is on CPU inside a bfloat16 autocast region (``run.dtype=bfloat16``)."""
+    return (
+        x.device.type == "cpu"
+        and torch.is_autocast_enabled("cpu")
+        and torch.get_autocast_dtype("cpu") == torch.bfloat16
+    )
+
+
+def causal_attention_matmul(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+    """softmax(q·kᵀ/√hd + causal mask)·v as explicit matmuls, q, k, v: (B, H, T, hd); softmax in float32.
+
+    Why it exists: on a CPU with native bfloat16 (AVX512-BF16, AMX) a bf16 training step runs its
+    matmuls ~2x faster than float32, but PyTorch's CPU flash-attention *backward* in bf16 is ~3x slower
+    than in float32 and ate the whole gain (bench/train_step.py --dtype bfloat16, docs/scaling.md).
+    Written out, attention is two batched matmuls that take the fast bf16 path, and the (T, T) scores
+    of these short sequences (T ≤ a few hundred) are cheap to hold. Used only for bf16 training
+    forwards on CPU; float32, sampling and GPUs keep ``scaled_dot_product_attention``.
+    """
+    T = q.shape[-2]
+    scores = (q @ k.transpose(-1, -2)).float() * q.shape[-1] ** -0.5  # (B, H, T, T)
+    future = torch.ones(T, T, dtype=torch.bool, device=q.device).triu(1)
+    weights = torch.softmax(scores.masked_fill(future, float("-inf")), dim=-1)
+    return weights.to(v.dtype) @ v  # (B, H, T, hd)
+
+
 class KVCache:
     """Per-layer keys/values preallocated for ``max_len`` slots and written in place.
 
@@ -121,7 +147,12 @@ class Attention(nn.Module):
             ck[:, :, start : start + T] = k
             cv[:, :, start : start + T] = v
             k, v = ck[:, :, : start + T], cv[:, :, : start + T]  # (B, H, L, hd)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None)  # (B, H, T, hd)
+        if cache is None and mask is None and _cpu_bf16_autocast(q):
+            y = causal_attention_matmul(q, k, v)
+        else:
+            y = F.scaled_dot_product_attention(
+                q, k, v, attn_mask=mask, is_causal=mask is None
+            )  # (B, H, T, hd)
         return self.proj(y.transpose(1, 2).reshape(B, T, C))  # (B, T, C)
 
 

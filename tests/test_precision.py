@@ -29,18 +29,22 @@ def trainer(cache: Path, out: Path, *overrides: str) -> TinyZeroTrainer:
     return TinyZeroTrainer(cfg, progress=False)
 
 
-def lm_head_dtypes(tr: TinyZeroTrainer) -> set[torch.dtype]:
-    """Train one iteration and report the dtypes the LM head computed in (sampling and training)."""
-    seen: set[torch.dtype] = set()
-    tr.policy.lm_head.register_forward_hook(lambda m, i, out: seen.add(out.dtype))
+def computed_dtypes(tr: TinyZeroTrainer) -> tuple[set[torch.dtype], set[torch.dtype]]:
+    """Train one iteration and report the dtypes a body layer (the first attention's qkv projection)
+    and the LM head computed in, over sampling and training."""
+    body: set[torch.dtype] = set()
+    head: set[torch.dtype] = set()
+    tr.policy.blocks[0].attn.qkv.register_forward_hook(lambda m, i, out: body.add(out.dtype))
+    tr.policy.lm_head.register_forward_hook(lambda m, i, out: head.add(out.dtype))
     tr.train()
-    return seen
+    return body, head
 
 
 @pytest.mark.parametrize("dtype, expected", [("float32", torch.float32), ("bfloat16", torch.bfloat16)])
 def test_bf16_autocast_on_cpu(cache_dir: Path, tmp_path: Path, dtype: str, expected: torch.dtype) -> None:
+    """The body computes in the run's dtype; the LM head stays float32 (log-probs are the losses' input)."""
     tr = trainer(cache_dir, tmp_path, f"run.dtype={dtype}", "training.total_iterations=1")
-    assert lm_head_dtypes(tr) == {expected}
+    assert computed_dtypes(tr) == ({expected}, {torch.float32})
     assert all(p.dtype == torch.float32 for p in tr.policy.parameters())  # master weights stay fp32
     assert all(s["exp_avg"].dtype == torch.float32 for s in tr.optimizer.state.values())
     assert math.isfinite(json_last(tr)["loss"])
@@ -54,7 +58,7 @@ def test_auto_dtype_follows_the_cpu(cache_dir: Path, tmp_path: Path, monkeypatch
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
     tr = trainer(cache_dir, tmp_path, "run.dtype=auto", "training.total_iterations=1")
     expected = torch.bfloat16 if native else torch.float32
-    assert lm_head_dtypes(tr) == {expected}
+    assert computed_dtypes(tr)[0] == {expected}
     assert tr.run_info["run/dtype"] == str(expected).removeprefix("torch.")
 
 

@@ -2,7 +2,7 @@
 samples drawn with its chunk's seed, recomputed here by hand; ``success`` says whether any of them won;
 ``filter_all_failed`` keeps the prompts π_ref ever solved; a changed β throws away the run's local
 table; a stage 1 interrupted after its first chunk resumes to the identical table; the table does not
-depend on ``run.seed`` (the shared cache is keyed without it).
+depend on ``run.seed`` (the shared cache is keyed without it); a bf16 run keeps a table of its own.
 
 Why: V* is the regression target of every A*PO update; a row read from the wrong samples, with the
 wrong β or for the wrong prompt would bias the whole run without any error.
@@ -134,3 +134,21 @@ def test_the_table_is_the_same_for_every_run_seed(lake_cache: Path, tmp_path: Pa
         assert_tables_equal(tables[-1], by_hand(tr, 0.41))
     diff = {k: (tables[0][k], tables[1][k]) for k in tables[0] if tables[0][k] != tables[1][k]}
     assert not diff, diff
+
+
+def test_a_bf16_run_draws_its_own_table(lake_cache: Path, tmp_path: Path) -> None:
+    """Sampling under bf16 autocast draws other samples than float32, so a bf16 run neither reads the
+    float32 table from the shared cache nor leaves its own where a float32 run would read it: otherwise
+    a run's figures would depend on which dtype filled the cache first."""
+    built = {}
+    for name, dtype in (
+        ("f32", "float32"),
+        ("f32-again", "float32"),
+        ("bf16", "bfloat16"),
+        ("bf16-again", "bfloat16"),
+    ):
+        tr = lake_trainer(lake_cache, tmp_path / name, "astarpo.beta=0.37", f"run.dtype={dtype}")
+        tr.cache_root = tmp_path / "cache"  # one shared cache, empty at first
+        built[name] = astarpo.build_v_star_table(tr.cfg, tr.preparation(), chunk=CHUNK)
+    assert built["f32"][1] > 0 and built["bf16"][1] > 0  # each drew its own samples
+    assert built["f32-again"] == (built["f32"][0], 0) and built["bf16-again"] == (built["bf16"][0], 0)

@@ -327,6 +327,8 @@ class TinyZeroTrainer:
             "reward_fn": reward_fingerprint(self.reward_fn),
             "task": {k: v for k, v in dataclasses.asdict(self.cfg.task).items() if k != "num_test"},
         }
+        if self.cfg.run.dtype != "float32":  # bf16 sampling draws other samples (float32 keys unchanged)
+            cache_settings["dtype"] = self.cfg.run.dtype
         return Preparation(
             problems=self.train_problems,
             describe=self.task.describe,

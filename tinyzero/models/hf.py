@@ -278,7 +278,12 @@ class HFCausalLM(nn.Module):
         kv_cache: HFCache | None = None,
     ) -> Tensor:
         """idx (B, T) long, attention_mask (B, T) → logits (B, T, V) float."""
-        return self.lm_head(self.hidden_states(idx, attention_mask, position_ids, kv_cache)).float()
+        return self.head(self.hidden_states(idx, attention_mask, position_ids, kv_cache))
+
+    def head(self, h: Tensor) -> Tensor:
+        """Logits from hidden states. Unlike ``TransformerLM.head`` the matmul follows autocast: a
+        hub model's vocabulary (~150k) makes a float32 head a large share of its work."""
+        return self.lm_head(h).float()
 
     def save_dir(self, out: Path) -> None:
         """``save_pretrained`` plus the context length, so a checkpoint reloads with the same limits."""

@@ -87,7 +87,7 @@ def causal_attention_matmul(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
 
     Why it exists: on a CPU with native bfloat16 (AVX512-BF16, AMX) a bf16 training step runs its
     matmuls ~2x faster than float32, but PyTorch's CPU flash-attention *backward* in bf16 is ~3x slower
-    than in float32 and ate the whole gain (bench/train_step.py --dtype bfloat16, docs/scaling.md).
+    than in float32 and ate the whole gain (bench/train_step.py --bf16, docs/scaling.md).
     Written out, attention is two batched matmuls that take the fast bf16 path, and the (T, T) scores
     of these short sequences (T ≤ a few hundred) are cheap to hold. Used only for bf16 training
     forwards on CPU; float32, sampling and GPUs keep ``scaled_dot_product_attention``.
@@ -296,7 +296,19 @@ class TransformerLM(nn.Module):
         kv_cache: KVCache | None = None,
     ) -> Tensor:
         """idx (B, T) long, attention_mask (B, T) 1 = real token → logits (B, T, V) float."""
-        return self.lm_head(self.hidden_states(idx, attention_mask, position_ids, kv_cache)).float()
+        return self.head(self.hidden_states(idx, attention_mask, position_ids, kv_cache))
+
+    def head(self, h: Tensor) -> Tensor:
+        """Logits (..., V) from hidden states, in float32 even under bf16 autocast.
+
+        Why: every RL loss reads log-probs (β·log π/π_ref, the per-character KL, the trust region's
+        check), and bf16 keeps 8 significant bits: a logit of 20 is rounded to a multiple of 0.125, an
+        error of up to ±0.06 nats per token, summed over an episode's ~70 tokens (with bf16 logits the
+        default job's seed 0 stayed near 0.23 for 200 iterations and then collapsed, docs/results.md).
+        The head is a d_model × vocab matmul, a few per cent of the model's work.
+        """
+        with torch.autocast(h.device.type, enabled=False):
+            return self.lm_head(h.float())
 
 
 # ----------------------------------------------------------------------------------------------
@@ -536,7 +548,7 @@ def generate(
         h = model.hidden_states(ids[:, :P], valid[:, :P], positions[:, :P], kv_cache=cache)  # (B, P, C)
         steps = 0
         for t in range(max_new_tokens):
-            logits = model.lm_head(h[:, -1]).float()  # (B, V): only the last position is needed
+            logits = model.head(h[:, -1])  # (B, V): only the last position is needed
             if not greedy and temperature != 1.0:
                 logits = logits / temperature
             logp = torch.log_softmax(_filter_logits(logits, top_k, top_p), dim=-1)  # (B, V)

@@ -40,6 +40,7 @@ from tinyzero.runs import read_metrics  # noqa: E402
 GOLDEN = ROOT / "tests" / "data" / "behaviour.json"
 SMOKE = ROOT / "configs" / "smoke.yaml"
 # configs/default.yaml's recipe (and configs/frozenlake.yaml's, with ragen): anchor, Huber, trust region.
+# (default.yaml also decays its learning rate; the schedule is tested on its own in tests/test_trainer.py.)
 RECIPE = (
     "astarpo.kl_coef=0.2",
     "astarpo.huber_delta=1.0",

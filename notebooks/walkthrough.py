@@ -417,10 +417,10 @@ curves = plot_learning_curves([run.run_dir], figures)
 display(Image(filename=str(curves[0]), width=900))
 
 # %% [markdown]
-# A few iterations move little: the README's run takes 100 iterations (~6 minutes on 2 idle cores) to
-# reach 0.9 held-out greedy success from the base's 0.21, and ends at 0.995 after 250 on the
-# development machine; other seeds and CPUs take longer (docs/results.md has every figure and the
-# commands). The same plot for any run: `python evaluate.py --plot runs/<name>`.
+# A few iterations move little: the README's run takes 125 iterations (7.5 minutes on 2 idle cores,
+# stage 1 included) to reach 0.9 held-out greedy success from the base's 0.21, and ends at 0.985 after
+# 250 on the development machine; other seeds take 175, other CPUs may take longer (docs/results.md
+# has every figure and the commands). The same plot for any run: `python evaluate.py --plot runs/<name>`.
 #
 # ## 6. RAGEN's multi-turn loop
 #

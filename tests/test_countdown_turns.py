@@ -187,6 +187,60 @@ def test_skilled_demonstrations_solve_every_problem_and_random_ones_are_legal(re
             assert action == RESTART or action in dict(legal_moves(numbers))
 
 
+def search_config(**overrides: object) -> object:
+    keys = {"task.name": "countdown_turns", "task.restart": "true", "task.show_tried": "true"}
+    keys.update({"task.demos": "search", "task.num_train": "300", "task.max_turns": "12"}, **overrides)
+    return load_config(None, [f"{k}={v}" for k, v in keys.items()])
+
+
+def finishing_moves(numbers: list[int], target: int) -> set[str]:
+    """Moves that reach the target at once from two numbers (derived here from the rules, not the env)."""
+    (a, b), out = numbers, set()
+    for x, y in ((a, b), (b, a)):
+        quotient = x // y if y and x % y == 0 else None
+        for op, value in (("+", x + y), ("-", x - y), ("*", x * y), ("/", quotient)):
+            if value == target:
+                out.add(f"{x}{op}{y}")
+    return out
+
+
+@pytest.mark.parametrize("skill", [0.0, 0.3, 1.0])
+def test_search_demonstrations_try_new_first_moves_and_finish_or_restart_exactly(skill: float) -> None:
+    """`task.demos: search`: a first move never repeats while untried ones remain; from two numbers the
+    move is one that makes the target when one exists, else `restart`; with skill 1 the first try works."""
+    task = make_task(search_config().task)
+    rng = random.Random(3)
+    restarts = finishes = 0
+    for problem in task.problems("train"):
+        turns = task.behaviour_turns(problem, rng, skill)
+        episode = task.episode(problem)
+        for obs, action in turns:
+            numbers_text, _, tried_text = obs.strip().partition(" tried ")
+            numbers = [int(x) for x in numbers_text.split(" -> ")[0].split()]
+            if len(numbers) == len(problem.numbers):  # at the start: a first move not tried yet
+                fresh = action in dict(legal_moves(numbers)) and action not in tried_text.split()
+                assert fresh, (obs, action)
+            else:
+                finishing = finishing_moves(numbers, problem.target)
+                assert action in finishing if finishing else action == RESTART, (obs, action)
+                restarts += action == RESTART
+                finishes += action != RESTART
+            result = episode.step(action)
+        assert result.done and (len(turns) == 2 if skill == 1.0 else True)
+        if skill == 1.0:
+            assert result.info["success"]
+    assert finishes > 100 and (restarts > 100 or skill == 1.0)  # both branches exercised
+
+
+def test_search_demonstrations_need_the_restart_and_tried_options() -> None:
+    for bad in (
+        {"task.show_tried": "false"},
+        {"task.name": "countdown", "task.show_tried": "false", "task.restart": "false"},
+    ):
+        with pytest.raises(UserError, match="task.demos"):
+            search_config(**bad)
+
+
 def test_one_real_training_iteration(cache_dir: Path, tmp_path: Path) -> None:
     cfg = load_config(
         ROOT / "configs" / "smoke.yaml",

@@ -85,7 +85,7 @@ class TaskConfig:
     max_turns: int = 8  # turns per episode before truncation
     max_actions_per_turn: int = 1  # moves the agent may write in one turn
     invalid_penalty: float = 0.1  # reward subtracted for an unparseable turn
-    demos: str = "heuristic"  # base corpus's skilled move: heuristic (toward the goal) | optimal (VI)
+    demos: str = "heuristic"  # base corpus: heuristic | optimal (frozenlake: VI) | search (countdown_turns)
 
 
 @dataclass
@@ -447,7 +447,19 @@ def validate(cfg: Config) -> None:
         cfg.task.scratchpad_errors,
         "slip or shift",
     )
-    _check(cfg.task.demos in ("heuristic", "optimal"), "task.demos", cfg.task.demos, "heuristic or optimal")
+    _check(
+        cfg.task.demos in ("heuristic", "optimal", "search"),
+        "task.demos",
+        cfg.task.demos,
+        "heuristic, optimal or search",
+    )
+    _check(
+        cfg.task.demos != "search"
+        or (cfg.task.name == "countdown_turns" and cfg.task.restart and cfg.task.show_tried),
+        "task.demos",
+        cfg.task.demos,
+        "search only with task.name=countdown_turns task.restart=true task.show_tried=true",
+    )
     _check(2 <= cfg.task.size <= 12, "task.size", cfg.task.size, "2..12")
     _check(all(2 <= n <= 12 for n in cfg.task.sizes), "task.sizes", list(cfg.task.sizes), "sizes in 2..12")
     _check(0.0 < cfg.task.p_frozen <= 1.0, "task.p_frozen", cfg.task.p_frozen, "0 < p <= 1")

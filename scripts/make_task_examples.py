@@ -137,7 +137,7 @@ def countdown_turns_section() -> list[str]:
         shown.append(
             result.observation.rstrip("\n") or f"(done: {result.info['reason']}, reward {result.reward})"
         )
-    search_task, _ = task_for("countdown_turns", restart=True, show_tried=True, demos="search", max_turns=12)
+    search_task, _ = task_for("countdown_turns", restart=True, show_tried=True, demos="search", max_turns=20)
     search_episode = search_task.episode(q)
     searched = [search_episode.prompt.rstrip("\n")]
     for _, action in search_task.behaviour_turns(q, random.Random(1), skill=0.0):
@@ -189,12 +189,13 @@ def countdown_turns_section() -> list[str]:
         "decoding greedily, tries the same first move again. In the corpus a first move then avoids the "
         "moves listed, unless every move that keeps the target reachable is among them.",
         "",
-        "`task.demos: search` (with `restart` and `show_tried`) demonstrates a search instead: a first "
-        "move not tried yet (with probability `pretrain.skill` one that keeps the target reachable, else "
-        "any legal one), then the moves that finish from there, or `restart` as soon as none does. With 3 "
-        "numbers the move after the first is a check of at most six operations on two numbers, which a "
-        "tiny model can learn exactly; the first moves are the guesses, and RL can learn which to try "
-        "first. The same problem, searched with skill 0 and 12 turns:",
+        "`task.demos: search` (with `restart` and `show_tried`) demonstrates a search instead: first "
+        "moves in a fixed order (pairs of numbers in the order given, and for each `a+b a*b a-b b-a a/b "
+        "b/a`, the legal ones), each followed by the move that reaches the target from the two numbers "
+        "left, or by `restart` when none does; with probability `pretrain.skill` the first try is a move "
+        "that works instead. The next try is a function of the last one listed, and with 3 numbers the "
+        "move after a first move is a check of at most six operations; what RL can add is which first "
+        "move to try first. The same problem, searched with skill 0 and 20 turns:",
         "",
         code("\n".join(searched)),
     ]

@@ -99,6 +99,19 @@ def legal_moves(numbers: list[int]) -> list[tuple[str, list[int]]]:
     return out
 
 
+def first_moves(numbers: list[int]) -> list[str]:
+    """The legal moves from ``numbers`` in the order a search demonstration tries them: pairs of
+    positions in order, and for each ``a+b a*b a-b b-a a/b b/a`` (commuted twins and repeats left out).
+    """
+    out: list[str] = []
+    for i, a in enumerate(numbers):
+        for b in numbers[i + 1 :]:
+            for action in (f"{a}+{b}", f"{a}*{b}", f"{a}-{b}", f"{b}-{a}", f"{a}/{b}", f"{b}/{a}"):
+                if action not in out and apply(numbers, action) is not None:
+                    out.append(action)
+    return out
+
+
 def solvable(numbers: list[int], target: int) -> bool:
     """Whether ``target`` can still be made using every one of ``numbers`` (the exhaustive solver)."""
     return target in _reachable(tuple(sorted(numbers)))
@@ -284,27 +297,28 @@ class CountdownTurnsTask(CountdownTask):
         self, problem: CountdownProblem, rng: random.Random, skill: float
     ) -> list[tuple[str, str]]:
         """A search the environment keeps honest (``task.demos: search``; needs ``restart`` and
-        ``show_tried``): a first move not tried yet — with probability ``skill`` one that keeps the
-        target reachable, else any — then the moves that finish from there, or ``restart`` the moment
-        none does.
+        ``show_tried``): first moves in ``first_moves`` order, each followed by the moves that finish
+        from there, or by ``restart`` the moment none does. With probability ``skill`` the first try is
+        instead a move that keeps the target reachable (a guess that works).
 
-        Why: with skilled moves only, the base must guess a good first move outright, and a tiny model
-        does that for ~40 % of held-out problems (the capacity check). Here the guess is allowed to
-        fail. With 3 numbers the move after the first is a check of at most six operations on two
-        numbers, which the model can learn exactly; the first moves are what RL can reorder (the
-        reward is 1 only when the target is reached within ``max_turns``).
+        Why this shape: with skilled moves only, the base must guess a good first move outright, and a
+        tiny model does that for ~40 % of held-out problems (the capacity check). A fixed order makes
+        the next try a function of the last one listed (not of the whole list, which a tiny model
+        copies badly), and with 3 numbers the move after the first is a check of at most six
+        operations on two numbers. What is left to learn by RL is which first move to try first.
         """
         episode = self.episode(problem)
         obs, turns = episode.prompt, []
+        order = first_moves(list(problem.numbers))
         while True:
             env = episode.env
-            if env.at_start:
-                tried = tuple(env.tried)
-                action = solution_step(env.numbers, env.target, rng, tried) if rng.random() < skill else None
-                if action is None or action in tried:
-                    action = random_step(env.numbers, rng, tried)
-            else:
+            if not env.at_start:
                 action = solution_step(env.numbers, env.target, rng) or RESTART
+            elif not env.tried and rng.random() < skill:
+                action = solution_step(env.numbers, env.target, rng) or order[0]
+            else:
+                untried = [a for a in order if a not in env.tried]
+                action = untried[0] if untried else order[0]
             turns.append((obs, action))
             result = episode.step(action)
             if result.done:

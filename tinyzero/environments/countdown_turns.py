@@ -30,6 +30,10 @@ greedily, repeats its first try.
 (``invalid_action``). One number left that is not the target: without ``restart`` the episode ends with
 0.1 (``wrong_value``: well-formed, wrong, as ``countdown`` scores it); with ``restart`` the agent may
 start over. After ``max_turns`` turns it ends with 0.1 (``out_of_turns``). Rewards are in {0, 0.1, 1}.
+
+## Demonstrations (the base model's corpus)
+``CountdownTurnsTask.behaviour_turns``: skilled or random moves (``pretrain.skill``), or with
+``task.demos: search`` a search in a fixed order of first moves (``first_moves``, ``search_turns``).
 """
 
 from __future__ import annotations
@@ -101,7 +105,8 @@ def legal_moves(numbers: list[int]) -> list[tuple[str, list[int]]]:
 
 def first_moves(numbers: list[int]) -> list[str]:
     """The legal moves from ``numbers`` in the order a search demonstration tries them: pairs of
-    positions in order, and for each ``a+b a*b a-b b-a a/b b/a`` (commuted twins and repeats left out).
+    positions in order, and for each ``a+b a*b a-b b-a a/b b/a``, a move text already listed left out
+    (with a repeated number, ``10+18`` and ``18+10`` from two different pairs both stay).
     """
     out: list[str] = []
     for i, a in enumerate(numbers):

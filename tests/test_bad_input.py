@@ -244,9 +244,16 @@ CLI_ROWS: dict[str, tuple[str, str, str, str]] = {
     ),
     "T16": (
         "task parameter",
-        "unknown FrozenLake demonstrator",
+        "unknown demonstrator",
         "train.py task.demos=expert",
-        "task.demos='expert' is out of range: expected heuristic or optimal",
+        "task.demos='expert' is out of range: expected heuristic, optimal or search",
+    ),
+    "T17": (
+        "task parameter",
+        "search demonstrations without restarts",
+        "train.py task.name=countdown_turns task.demos=search",
+        "task.demos='search' is out of range: expected search only with task.name=countdown_turns "
+        "task.restart=true task.show_tried=true",
     ),
     # --- command-line flags
     "A1": ("CLI flag", "unknown flag", "train.py --bogus", "unrecognized arguments: --bogus"),

@@ -124,28 +124,27 @@ def countdown_section() -> list[str]:
     ]
 
 
+def demonstration_lines(task, problem, rng: random.Random, skill: float) -> list[str]:
+    """A corpus episode played in its environment: the prompt, then each action (``> ``) and what followed."""
+    episode = task.episode(problem)
+    lines = [episode.prompt.rstrip("\n")]
+    for _, action in task.behaviour_turns(problem, rng, skill):
+        result = episode.step(action)
+        lines.append(f"> {action}")
+        lines.append(
+            result.observation.rstrip("\n") or f"(done: {result.info['reason']}, reward {result.reward})"
+        )
+    return lines
+
+
 def countdown_turns_section() -> list[str]:
     from tinyzero.environments import countdown_turns as ct
 
     task, cfg = task_for("countdown_turns", restart=True, max_turns=6)
     q = task.problems("test", 1)[0]
-    episode = task.episode(q)
-    shown = [episode.prompt.rstrip("\n")]
-    for _, action in task.behaviour_turns(q, random.Random(0), skill=1.0):
-        result = episode.step(action)
-        shown.append(f"> {action}")
-        shown.append(
-            result.observation.rstrip("\n") or f"(done: {result.info['reason']}, reward {result.reward})"
-        )
+    shown = demonstration_lines(task, q, random.Random(0), skill=1.0)
     search_task, _ = task_for("countdown_turns", restart=True, show_tried=True, demos="search", max_turns=20)
-    search_episode = search_task.episode(q)
-    searched = [search_episode.prompt.rstrip("\n")]
-    for _, action in search_task.behaviour_turns(q, random.Random(1), skill=0.0):
-        result = search_episode.step(action)
-        searched.append(f"> {action}")
-        searched.append(
-            result.observation.rstrip("\n") or f"(done: {result.info['reason']}, reward {result.reward})"
-        )
+    searched = demonstration_lines(search_task, q, random.Random(1), skill=0.0)
     start = list(q.numbers)
     a, b = start[0], start[1]
     cases = [

@@ -229,7 +229,8 @@ def test_search_demonstrations_try_first_moves_in_order_and_finish_or_restart_ex
     task = make_task(search_config(**{"task.max_turns": 40}).task)
     rng = random.Random(3)
     restarts = finishes = guesses = 0
-    for problem in task.problems("train"):
+    problems = task.problems("train")
+    for problem in problems:
         turns = task.behaviour_turns(problem, rng, skill)
         order, firsts = search_order(list(problem.numbers)), []
         episode = task.episode(problem)
@@ -248,7 +249,7 @@ def test_search_demonstrations_try_first_moves_in_order_and_finish_or_restart_ex
         guesses += guessed
         assert firsts[guessed:] == order[: len(firsts) - guessed], (problem, firsts)
         assert not guessed or solvable(apply(list(problem.numbers), firsts[0]), problem.target)
-    assert finishes == len(task.problems("train"))
+    assert finishes == len(problems)
     if skill == 1.0:
         assert restarts == 0
     else:

@@ -189,12 +189,16 @@ def countdown_turns_section() -> list[str]:
         "moves listed, unless every move that keeps the target reachable is among them.",
         "",
         "`task.demos: search` (with `restart` and `show_tried`) demonstrates a search instead: first "
-        "moves in a fixed order (pairs of numbers in the order given, and for each `a+b a*b a-b b-a a/b "
-        "b/a`, the legal ones), each followed by the move that reaches the target from the two numbers "
-        "left, or by `restart` when none does; with probability `pretrain.skill` the first try is a move "
-        "that works instead. The next try is a function of the last one listed, and with 3 numbers the "
-        "move after a first move is a check of at most six operations; what RL can add is which first "
-        "move to try first. The same problem, searched with skill 0 and 20 turns:",
+        "moves in a fixed order (for each pair of numbers in the order given `a+b`, `a*b` and larger minus "
+        "smaller; then each pair's larger over smaller where it divides exactly), each followed by the "
+        "move that reaches the target from the two numbers left, or by `restart` when none does; with "
+        "probability `pretrain.skill` the first try is a move that works instead. Every try before the "
+        "divisions is legal whatever the numbers, so the next try is a function of the last one listed, "
+        "and with 3 numbers the move after a first move is a check of at most six operations; what RL can "
+        "add is which first move to try first. The base learns from only a share of the restarts "
+        "(`task.demo_restarts`, 0.25 by default; the episodes keep them all): a search restarts after most "
+        "first moves, and a base that learns every restart writes `restart` where one operation would "
+        "finish. The same problem, searched with skill 0 and 20 turns:",
         "",
         code("\n".join(searched)),
     ]

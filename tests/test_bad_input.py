@@ -255,6 +255,13 @@ CLI_ROWS: dict[str, tuple[str, str, str, str]] = {
         "task.demos='search' is out of range: expected search only with task.name=countdown_turns "
         "task.restart=true task.show_tried=true",
     ),
+    "T18": (
+        "task parameter",
+        "restart thinning without search demonstrations",
+        "train.py task.demo_restarts=0.5",
+        "task.demo_restarts=0.5 is out of range: expected 0.25 unless task.demos=search (it thins the "
+        "search corpus's restarts)",
+    ),
     # --- command-line flags
     "A1": ("CLI flag", "unknown flag", "train.py --bogus", "unrecognized arguments: --bogus"),
     "A2": (

@@ -116,3 +116,25 @@ def test_empty_action_masks_nothing_but_keeps_the_observation() -> None:
     ((ids, mask),) = training_sequences(TOK, turns, history=-1)
     assert masked(ids, mask) == TOK.encode("x", eos=True)
     assert ids == [TOK.bos_id] + TOK.encode("a\nb\nx", eos=True)
+
+
+@pytest.mark.parametrize("history", [-1, 0, 1, 10])
+def test_a_turn_not_learned_leaves_the_loss_but_stays_in_later_contexts(history: int) -> None:
+    """`learn` flags (the corpus's thinned turns): turn 1's action is in no loss mask, every other
+    action is masked exactly once, and later turns still see turn 1 in their window."""
+    turns = make_turns()
+    seqs = training_sequences(TOK, turns, history, learn=[True, False, True, True])
+    learned = [i for ids, mask in seqs for i in masked(ids, mask)]
+    assert learned == turns[0].action_ids + turns[2].action_ids + turns[3].action_ids
+    layout = [TOK.bos_id]
+    for t in turns:
+        layout += encode_observation(TOK, t.observation) + t.action_ids
+    if history < 0:
+        assert [ids for ids, _ in seqs] == [layout]  # the whole episode, turn 1 included
+    else:
+        assert len(seqs) == 3  # turn 1 has no sequence of its own
+        for (ids, _), t in zip(seqs, (0, 2, 3), strict=True):
+            assert ids == build_context(TOK, turns[:t], turns[t].observation, history) + turns[t].action_ids
+        seen_by_turn_2, act_1 = seqs[1][0], turns[1].action_ids
+        windows = [seen_by_turn_2[i : i + len(act_1)] for i in range(len(seen_by_turn_2))]
+        assert (act_1 in windows) == (history >= 1)

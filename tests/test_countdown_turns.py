@@ -22,6 +22,8 @@ from tinyzero.environments import CountdownTurnsEnv, make_task
 from tinyzero.environments.arith import MAX_ABS
 from tinyzero.environments.countdown_turns import ENV_ID, RESTART, apply, legal_moves, solvable
 from tinyzero.errors import UserError
+from tinyzero.models.tokenizer import CharTokenizer
+from tinyzero.pretrain import build_corpus
 from tinyzero.trainer import TinyZeroTrainer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -212,13 +214,20 @@ def finishing_moves(numbers: list[int], target: int) -> set[str]:
 
 
 def search_order(numbers: list[int]) -> list[str]:
-    """The documented try order: pairs of positions in order, then a+b a*b a-b b-a a/b b/a, legal and new."""
+    """The documented try order: for each pair of positions in order a+b, a*b, larger-smaller; then for
+    each pair larger/smaller where exact; a move text already listed is not repeated."""
     out: list[str] = []
-    for i, j in itertools.combinations(range(len(numbers)), 2):
-        a, b = numbers[i], numbers[j]
-        for x, op, y in ((a, "+", b), (a, "*", b), (a, "-", b), (b, "-", a), (a, "/", b), (b, "/", a)):
-            if f"{x}{op}{y}" not in out and value_of(x, op, y) is not None:
-                out.append(f"{x}{op}{y}")
+    pairs = [(numbers[i], numbers[j]) for i, j in itertools.combinations(range(len(numbers)), 2)]
+    moves: list[tuple[int, str, int]] = []
+    for a, b in pairs:
+        hi, lo = sorted((a, b), reverse=True)
+        moves += [(a, "+", b), (a, "*", b), (hi, "-", lo)]
+    for a, b in pairs:
+        hi, lo = sorted((a, b), reverse=True)
+        moves.append((hi, "/", lo))
+    for x, op, y in moves:
+        if f"{x}{op}{y}" not in out and value_of(x, op, y) is not None:
+            out.append(f"{x}{op}{y}")
     return out
 
 
@@ -255,6 +264,29 @@ def test_search_demonstrations_try_first_moves_in_order_and_finish_or_restart_ex
     else:
         assert restarts > 100
     assert (guesses > 30) == (skill > 0)
+
+
+@pytest.mark.parametrize("keep", [0.0, 0.25, 1.0])
+def test_search_corpus_learns_the_given_fraction_of_restarts_and_every_other_turn(keep: float) -> None:
+    """`task.demo_restarts`: the corpus (one sequence per learned turn, history 0) keeps each restart
+    with probability `keep` and every other turn. With 40 turns every demonstration is solved, so each
+    holds one finishing move and one restart per failed first move: restarts shown = first moves −
+    finishing moves, counted from the corpus itself."""
+    cfg = search_config(**{"task.demo_restarts": keep, "task.max_turns": 40})
+    task, tok = make_task(cfg.task), CharTokenizer()
+    corpus = build_corpus(task, tok, task.problems("train"), 4000, skill=0.0, history=0, seed=5)
+    firsts = finishes = restarts = 0
+    for ids, mask in corpus:
+        action = tok.decode([i for i, m in zip(ids, mask, strict=True) if m])
+        observation = tok.decode([i for i, m in zip(ids, mask, strict=True) if not m])
+        at_start = len(observation.split("->")[0].split()) == 3
+        firsts += at_start
+        restarts += action == RESTART
+        finishes += not at_start and action != RESTART
+    assert restarts + firsts + finishes == len(corpus)
+    shown = firsts - finishes  # ±1: the corpus may end inside an episode
+    assert shown > 2 * finishes  # restarts are the majority of what the search shows
+    assert abs(restarts - keep * shown) <= 0.05 * shown + 1, (restarts, shown)
 
 
 def test_search_demonstrations_need_the_restart_and_tried_options() -> None:

@@ -86,6 +86,7 @@ class TaskConfig:
     max_actions_per_turn: int = 1  # moves the agent may write in one turn
     invalid_penalty: float = 0.1  # reward subtracted for an unparseable turn
     demos: str = "heuristic"  # base corpus: heuristic | optimal (frozenlake: VI) | search (countdown_turns)
+    demo_restarts: float = 0.25  # search demos: fraction of their `restart` turns the base learns from
 
 
 @dataclass
@@ -459,6 +460,13 @@ def validate(cfg: Config) -> None:
         "task.demos",
         cfg.task.demos,
         "search only with task.name=countdown_turns task.restart=true task.show_tried=true",
+    )
+    _check(0.0 <= cfg.task.demo_restarts <= 1.0, "task.demo_restarts", cfg.task.demo_restarts, "0..1")
+    _check(
+        cfg.task.demos == "search" or cfg.task.demo_restarts == 0.25,
+        "task.demo_restarts",
+        cfg.task.demo_restarts,
+        "0.25 unless task.demos=search (it thins the search corpus's restarts)",
     )
     _check(2 <= cfg.task.size <= 12, "task.size", cfg.task.size, "2..12")
     _check(all(2 <= n <= 12 for n in cfg.task.sizes), "task.sizes", list(cfg.task.sizes), "sizes in 2..12")

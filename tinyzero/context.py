@@ -48,24 +48,28 @@ def build_context(tok: CharTokenizer, past: list[Turn], observation: str, histor
 
 
 def training_sequences(
-    tok: CharTokenizer, turns: list[Turn], history: int
+    tok: CharTokenizer, turns: list[Turn], history: int, learn: list[bool] | None = None
 ) -> list[tuple[list[int], list[bool]]]:
     """The (ids, loss_mask) sequences whose masked tokens are exactly the policy's tokens, each once.
 
     history == -1: one sequence for the whole trajectory, every action masked in.
     otherwise: one sequence per turn (its own window of context), only that turn's action masked in.
+    ``learn`` (one flag per turn, default all True) leaves a turn's action out of the loss while it
+    stays in the context of later turns; a per-turn sequence with nothing to learn is not returned.
     """
+    learn = [True] * len(turns) if learn is None else learn
     if history < 0:
         ids, mask = [tok.bos_id], [False]
-        for turn in turns:
+        for turn, learned in zip(turns, learn, strict=True):
             obs = encode_observation(tok, turn.observation)
             ids += obs + turn.action_ids
-            mask += [False] * len(obs) + [True] * len(turn.action_ids)
+            mask += [False] * len(obs) + [learned] * len(turn.action_ids)
         return [(ids, mask)]
     out = []
-    for t, turn in enumerate(turns):
-        ctx = build_context(tok, turns[:t], turn.observation, history)
-        out.append((ctx + turn.action_ids, [False] * len(ctx) + [True] * len(turn.action_ids)))
+    for t, (turn, learned) in enumerate(zip(turns, learn, strict=True)):
+        if learned:
+            ctx = build_context(tok, turns[:t], turn.observation, history)
+            out.append((ctx + turn.action_ids, [False] * len(ctx) + [True] * len(turn.action_ids)))
     return out
 
 

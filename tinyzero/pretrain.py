@@ -41,6 +41,7 @@ from tinyzero.models.transformer import TransformerLM
 from tinyzero.rollout import SamplingSettings, run_episodes
 
 CORPUS_VERSION = 1  # bump when the corpus or training recipe changes, so old caches are not reused
+SEARCH_VERSION = 2  # task.demos=search: 2 = divisions last, restarts thinned (keys of other bases kept)
 MAX_POOL = 40_000  # sequences generated up front; batches are drawn from this pool
 
 
@@ -66,9 +67,12 @@ def base_model_key(cfg: Config) -> str:
         ("scratchpad_errors", "slip"),
         ("trace", "attempts"),
         ("demos", "heuristic"),
+        ("demo_restarts", 0.25),
     ):
         if task[added_later] == default:
             task.pop(added_later)
+    if task.get("demos") == "search":
+        task["search_version"] = SEARCH_VERSION
     recipe = {
         k: v for k, v in asdict(cfg.pretrain).items() if k not in ("cache_dir", "eval_problems", "seed")
     }
@@ -106,11 +110,10 @@ def build_corpus(
     corpus: list[tuple[list[int], list[bool]]] = []
     while len(corpus) < n_sequences:
         problem = problems[rng.randrange(len(problems))]
-        turns = [
-            Turn(obs, tok.encode(action, eos=True))
-            for obs, action in task.behaviour_turns(problem, rng, skill)
-        ]
-        corpus.extend(training_sequences(tok, turns, history))
+        demo = task.behaviour_turns(problem, rng, skill)
+        turns = [Turn(obs, tok.encode(action, eos=True)) for obs, action in demo]
+        learn = [task.learns_turn(obs, action, rng) for obs, action in demo]
+        corpus.extend(training_sequences(tok, turns, history, learn))
     return corpus[:n_sequences]
 
 

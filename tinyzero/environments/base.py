@@ -121,6 +121,12 @@ class Task(ABC):
         well-formed, so the corpus teaches the format but only part of the skill.
         """
 
+    def learns_turn(self, observation: str, action: str, rng: random.Random) -> bool:
+        """Whether the base model learns from this demonstrated turn (its action in the loss). Every
+        turn by default; a task may thin out a move its demonstrations hold far more often than the
+        moves that decide the outcome, which greedy decoding would otherwise copy."""
+        return True
+
     @abstractmethod
     def optimum(self, problem: Any) -> float:
         """Best achievable success probability on ``problem`` (the ceiling to report success against)."""

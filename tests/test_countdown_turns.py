@@ -20,7 +20,15 @@ from hypothesis import strategies as st
 from tinyzero.config import load_config
 from tinyzero.environments import CountdownTurnsEnv, make_task
 from tinyzero.environments.arith import MAX_ABS
-from tinyzero.environments.countdown_turns import ENV_ID, RESTART, apply, legal_moves, solvable
+from tinyzero.environments.countdown_turns import (
+    ENV_ID,
+    RESTART,
+    SEARCH_SLIP,
+    apply,
+    legal_moves,
+    parse,
+    solvable,
+)
 from tinyzero.errors import UserError
 from tinyzero.models.tokenizer import CharTokenizer
 from tinyzero.pretrain import build_corpus
@@ -237,7 +245,7 @@ def test_search_demonstrations_try_first_moves_in_order_and_finish_or_restart_ex
     probability skill); from two numbers a move that makes the target when one exists, else `restart`."""
     task = make_task(search_config(**{"task.max_turns": 40}).task)
     rng = random.Random(3)
-    restarts = finishes = guesses = 0
+    restarts = finishes = guesses = slips = 0
     problems = task.problems("train")
     for problem in problems:
         turns = task.behaviour_turns(problem, rng, skill)
@@ -247,11 +255,17 @@ def test_search_demonstrations_try_first_moves_in_order_and_finish_or_restart_ex
             numbers = [int(x) for x in obs.split(" -> ")[0].split()]
             if len(numbers) == len(problem.numbers):
                 firsts.append(action)
+            elif len(numbers) == 1:  # after a slip: always start over
+                assert action == RESTART and numbers != [problem.target], (obs, action)
             else:
                 finishing = finishing_moves(numbers, problem.target)
-                assert action in finishing if finishing else action == RESTART, (obs, action)
+                slip = not finishing and action != RESTART
+                assert action in finishing or action == RESTART or slip, (obs, action)
+                assert not (finishing and action == RESTART), (obs, action)
+                assert not slip or value_of(*parse(action)) != problem.target
                 restarts += action == RESTART
-                finishes += action != RESTART
+                finishes += action in finishing
+                slips += slip
             result = episode.step(action)
         assert result.done and result.info["success"], turns  # 40 turns: every order reaches a solution
         guessed = firsts[0] != order[0]
@@ -260,33 +274,41 @@ def test_search_demonstrations_try_first_moves_in_order_and_finish_or_restart_ex
         assert not guessed or solvable(apply(list(problem.numbers), firsts[0]), problem.target)
     assert finishes == len(problems)
     if skill == 1.0:
-        assert restarts == 0
+        assert restarts == slips == 0
     else:
         assert restarts > 100
+        assert abs(slips / (slips + restarts) - SEARCH_SLIP) < 0.06, (slips, restarts)  # of dead ends
     assert (guesses > 30) == (skill > 0)
 
 
 @pytest.mark.parametrize("keep", [0.0, 0.25, 1.0])
-def test_search_corpus_learns_the_given_fraction_of_restarts_and_every_other_turn(keep: float) -> None:
+def test_search_corpus_learns_the_given_fraction_of_restarts_and_no_slip(keep: float) -> None:
     """`task.demo_restarts`: the corpus (one sequence per learned turn, history 0) keeps each restart
-    with probability `keep` and every other turn. With 40 turns every demonstration is solved, so each
-    holds one finishing move and one restart per failed first move: restarts shown = first moves −
-    finishing moves, counted from the corpus itself."""
+    from two numbers with probability `keep`, every restart from one number (after a slip), no slip,
+    and every first and finishing move. With 40 turns every demonstration is solved, so each holds
+    one finishing move, and each failed first move ends in a restart or a slip (then a restart from
+    one number): restarts shown from two numbers = first moves − finishing moves − slips."""
     cfg = search_config(**{"task.demo_restarts": keep, "task.max_turns": 40})
     task, tok = make_task(cfg.task), CharTokenizer()
     corpus = build_corpus(task, tok, task.problems("train"), 4000, skill=0.0, history=0, seed=5)
-    firsts = finishes = restarts = 0
+    count = {"first": 0, "finish": 0, "restart from 2": 0, "restart from 1": 0}
     for ids, mask in corpus:
         action = tok.decode([i for i, m in zip(ids, mask, strict=True) if m])
-        observation = tok.decode([i for i, m in zip(ids, mask, strict=True) if not m])
-        at_start = len(observation.split("->")[0].split()) == 3
-        firsts += at_start
-        restarts += action == RESTART
-        finishes += not at_start and action != RESTART
-    assert restarts + firsts + finishes == len(corpus)
-    shown = firsts - finishes  # ±1: the corpus may end inside an episode
-    assert shown > 2 * finishes  # restarts are the majority of what the search shows
-    assert abs(restarts - keep * shown) <= 0.05 * shown + 1, (restarts, shown)
+        left, target = tok.decode([i for i, m in zip(ids, mask, strict=True) if not m]).split(" -> ")
+        numbers = [int(x) for x in left.split()]
+        if len(numbers) == 3:
+            count["first"] += 1
+        elif action == RESTART:
+            count[f"restart from {len(numbers)}"] += 1
+        else:  # a learned move from two numbers always reaches the target
+            assert value_of(*parse(action)) == int(target.split()[0]), (numbers, action)
+            count["finish"] += 1
+    assert sum(count.values()) == len(corpus)
+    slips = count["restart from 1"]
+    shown = count["first"] - count["finish"] - slips  # ±1: the corpus may end inside an episode
+    assert shown > 2 * count["finish"]  # restarts are the majority of what the search shows
+    assert abs(count["restart from 2"] - keep * shown) <= 0.05 * shown + 1, (count, shown)
+    assert abs(slips / (slips + shown) - SEARCH_SLIP) < 0.05, count
 
 
 def test_search_demonstrations_need_the_restart_and_tried_options() -> None:

@@ -41,7 +41,7 @@ from tinyzero.models.transformer import TransformerLM
 from tinyzero.rollout import SamplingSettings, run_episodes
 
 CORPUS_VERSION = 1  # bump when the corpus or training recipe changes, so old caches are not reused
-SEARCH_VERSION = 2  # task.demos=search: 2 = divisions last, restarts thinned (keys of other bases kept)
+SEARCH_VERSION = 3  # task.demos=search: 2 divisions last, restarts thinned; 3 slips (other keys kept)
 MAX_POOL = 40_000  # sequences generated up front; batches are drawn from this pool
 
 

@@ -52,6 +52,7 @@ from tinyzero.environments.countdown import CountdownProblem, CountdownTask, _re
 ENV_ID = "tinyzero/CountdownTurns-v0"
 MAX_ACTION_CHARS = 40
 RESTART = "restart"
+SEARCH_SLIP = 0.25  # task.demos=search: share of dead ends where the demonstration writes a wrong move
 TRIED = "tried"
 OBS_CHARSET = "0123456789 ->+*/" + "".join(sorted(set(TRIED)))
 ACTION_CHARSET = "0123456789+-*/ " + "".join(sorted(set(RESTART)))
@@ -311,15 +312,22 @@ class CountdownTurnsTask(CountdownTask):
             obs = result.observation
 
     def learns_turn(self, observation: str, action: str, rng: random.Random) -> bool:
-        """Search demonstrations: each ``restart`` is learned with probability ``task.demo_restarts``.
+        """Search demonstrations: a ``restart`` from two numbers is learned with probability
+        ``task.demo_restarts``, a slip (``SEARCH_SLIP``) never, everything else always.
 
         Why: a search restarts after most first moves, so its corpus holds several restarts for every
         move that finishes, and a base trained on all of them writes ``restart`` where one operation
         would reach the target (greedy 0.03 with every restart learned, 0.29 with a quarter of them,
-        docs/results.md). The restarts stay in the episodes (and in any context of later turns)."""
-        if self.cfg.demos != "search" or action != RESTART:
+        docs/results.md). A slip is shown only for the state it leads to: one number that is not the
+        target, from which the demonstration restarts (that restart is always learned). Every turn
+        stays in the episode (and in any context of later turns)."""
+        if self.cfg.demos != "search":
             return True
-        return rng.random() < self.cfg.demo_restarts
+        left, target = observation.split(" -> ")
+        numbers, target = [int(x) for x in left.split()], int(target.split()[0])
+        if action == RESTART:
+            return len(numbers) == 1 or rng.random() < self.cfg.demo_restarts
+        return len(numbers) != 2 or apply(numbers, action) == [target]
 
     def search_turns(
         self, problem: CountdownProblem, rng: random.Random, skill: float
@@ -327,7 +335,11 @@ class CountdownTurnsTask(CountdownTask):
         """A search the environment keeps honest (``task.demos: search``; needs ``restart`` and
         ``show_tried``): first moves in ``first_moves`` order, each followed by the moves that finish
         from there, or by ``restart`` the moment none does. With probability ``skill`` the first try is
-        instead a move that keeps the target reachable (a guess that works).
+        instead a move that keeps the target reachable (a guess that works). At a dead end of two
+        numbers the demonstration slips with probability ``SEARCH_SLIP``: a wrong move, leaving one
+        number that is not the target, then ``restart`` (``learns_turn`` learns the restart, not the
+        slip: a base that never saw one number left did not know what to write there, and 99 of 200
+        greedy episodes of such a base ended on an invalid move after a wrong check).
 
         Why this shape: with skilled moves only, the base must guess a good first move outright, and a
         tiny model does that for ~40 % of held-out problems (the capacity check). A fixed order makes
@@ -342,6 +354,8 @@ class CountdownTurnsTask(CountdownTask):
             env = episode.env
             if not env.at_start:
                 action = solution_step(env.numbers, env.target, rng) or RESTART
+                if action == RESTART and len(env.numbers) == 2 and rng.random() < SEARCH_SLIP:
+                    action = random_step(env.numbers, rng)  # a wrong check: one number, not the target
             elif not env.tried and rng.random() < skill:
                 action = solution_step(env.numbers, env.target, rng) or order[0]
             else:

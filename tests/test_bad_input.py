@@ -176,6 +176,12 @@ CLI_ROWS: dict[str, tuple[str, str, str, str]] = {
         "train.py training.ref_reset_every=-1",
         "training.ref_reset_every=-1 is out",
     ),
+    "O36": (
+        "override",
+        "RL prompt pool larger than the training split",
+        "train.py task.num_train=100 training.num_problems=200",
+        "training.num_problems=200 is out of range: expected 0..task.num_train=100",
+    ),
     # --- task parameters
     "T1": (
         "task parameter",

@@ -203,6 +203,28 @@ def test_end_to_end(cache_dir: Path, tmp_path: Path, overrides: list[str]) -> No
         assert set(table) == {tr.task.describe(p) for p in tr.train_problems}
 
 
+@pytest.mark.parametrize("algorithm", ["astarpo", "ragen"])
+def test_rl_prompts_are_the_first_num_problems_training_problems(
+    cache_dir: Path, tmp_path: Path, algorithm: str
+) -> None:
+    """`training.num_problems=5`: stage 1 (A*PO) samples exactly the first 5 training problems and
+    every rollout's prompt is one of them; the held-out problems are untouched."""
+    full = trainer(cache_dir, tmp_path, f"algorithm.name={algorithm}", "run.name=full")
+    tr = trainer(cache_dir, tmp_path, f"algorithm.name={algorithm}", "training.num_problems=5")
+    first5 = {tr.task.describe(p) for p in full.train_problems[:5]}
+    assert len(full.train_problems) > 5
+    data = None
+    for _ in range(3):
+        tr.update()
+        data = tr.collect()
+        assert set(data.keys) <= first5
+    assert data is not None and len(data.episodes) > 5  # prompts were drawn again and again from the 5
+    if algorithm == "astarpo":
+        table = json.loads((tr.run_dir / "v_star.json").read_text())
+        assert set(table) == first5
+    assert tr.test_problems == full.test_problems
+
+
 def test_astarpo_stage1_is_cached_and_counted_once(cache_dir: Path, tmp_path: Path) -> None:
     settings = (
         "algorithm.name=astarpo",

@@ -161,6 +161,7 @@ class TrainingConfig:
     max_bad_steps: int = 5  # stop after this many consecutive skipped (NaN/inf) steps; 0 = never stop
     max_kl_rise: float = 0.0  # > 0: shrink/undo a step raising the per-char KL(π_θ‖π_ref) on its batch more
     ref_reset_every: int = 0  # > 0: every N iterations π_ref ← π_θ and stage 1 is redone (0 = never)
+    num_problems: int = 0  # RL's prompts: the first N training problems (0 = all); stage 1 covers only these
 
 
 @dataclass
@@ -475,6 +476,12 @@ def validate(cfg: Config) -> None:
         0 <= cfg.pretrain.num_problems <= cfg.task.num_train,
         "pretrain.num_problems",
         cfg.pretrain.num_problems,
+        f"0..task.num_train={cfg.task.num_train} (0 = all training problems)",
+    )
+    _check(
+        0 <= cfg.training.num_problems <= cfg.task.num_train,
+        "training.num_problems",
+        cfg.training.num_problems,
         f"0..task.num_train={cfg.task.num_train} (0 = all training problems)",
     )
     _check(0.0 <= cfg.pretrain.skill <= 1.0, "pretrain.skill", cfg.pretrain.skill, "0..1")

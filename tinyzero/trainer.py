@@ -114,7 +114,9 @@ class TinyZeroTrainer:
         self.ref_reset_at = 0  # iteration at which π_ref last became a copy of π_θ (0: the base model)
         self.ref_digest = ""  # fingerprint of π_ref's weights after a reset (keys its stage-1 table)
 
-        self.train_problems = self.task.problems("train")
+        # RL's prompts: all training problems, or the first training.num_problems (A*PO's stage 1 samples
+        # every one of them N times: a smaller pool makes it affordable where episodes are long).
+        self.train_problems = self.task.problems("train")[: cfg.training.num_problems or None]
         self.problem_pool = list(self.train_problems)
         self.test_problems = self.task.problems("test")[: cfg.training.eval_problems]
         # Rollouts and data order; each rank draws its own prompts and samples (rank 0 keeps the run's seed).

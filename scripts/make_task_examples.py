@@ -196,9 +196,12 @@ def countdown_turns_section() -> list[str]:
         "divisions is legal whatever the numbers, so the next try is a function of the last one listed, "
         "and with 3 numbers the move after a first move is a check of at most six operations; what RL can "
         "add is which first move to try first. The base learns from only a share of the restarts "
-        "(`task.demo_restarts`, 0.25 by default; the episodes keep them all): a search restarts after most "
-        "first moves, and a base that learns every restart writes `restart` where one operation would "
-        "finish. The same problem, searched with skill 0 and 20 turns:",
+        f"(`task.demo_restarts`, {cfg.task.demo_restarts} by default; the episodes keep them all): a "
+        "search restarts after most first moves, and a base that learns every restart writes `restart` "
+        f"where one operation would finish. At {ct.SEARCH_SLIP:.0%} of dead ends the demonstration "
+        "writes a wrong move instead, then `restart` from the one number left: the base learns that "
+        "restart, not the wrong move, so a wrong check "
+        "costs it two turns rather than the episode. The same problem, searched with skill 0 and 20 turns:",
         "",
         code("\n".join(searched)),
     ]

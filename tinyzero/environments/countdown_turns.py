@@ -111,11 +111,11 @@ def first_moves(numbers: list[int]) -> list[str]:
     from two different pairs both stay).
 
     Why this order: every move before the divisions is legal whatever the numbers are, so the model
-    never has to decide whether a division is exact before it may go on (the earlier order, with
-    ``a/b`` and ``b/a`` after each pair, left 84 of 200 greedy episodes ending on an inexact
-    division). No problem of 3 numbers up to 20 needs a negative first result, and a division first
-    only rarely: with this order a working first move is among the first 6 / 9 / 10 tries for 0.79 /
-    0.95 / 0.99 of problems.
+    never has to decide whether a division is exact before it may go on (with the earlier order,
+    ``a/b`` and ``b/a`` after each pair, inexact divisions such as ``16/3`` were a common way for
+    greedy episodes to end). No problem of 3 numbers up to 20 needs a negative first result, and a
+    division first only rarely: with this order a working first move is among the first 6 / 9 / 10
+    tries for 0.79 / 0.95 / 0.99 of problems.
     """
     out: list[str] = []
     pairs = [(a, b) for i, a in enumerate(numbers) for b in numbers[i + 1 :]]
@@ -338,8 +338,8 @@ class CountdownTurnsTask(CountdownTask):
         instead a move that keeps the target reachable (a guess that works). At a dead end of two
         numbers the demonstration slips with probability ``SEARCH_SLIP``: a wrong move, leaving one
         number that is not the target, then ``restart`` (``learns_turn`` learns the restart, not the
-        slip: a base that never saw one number left did not know what to write there, and 99 of 200
-        greedy episodes of such a base ended on an invalid move after a wrong check).
+        slip: a base that never saw one number left did not know what to write there, and 84 of 200
+        greedy episodes of such a base ended on an invalid move from one number left).
 
         Why this shape: with skilled moves only, the base must guess a good first move outright, and a
         tiny model does that for ~40 % of held-out problems (the capacity check). A fixed order makes

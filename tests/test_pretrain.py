@@ -77,6 +77,10 @@ def test_key_tracks_settings_that_shape_the_model(tmp_path: Path) -> None:
     assert base_model_key(_cfg(tmp_path, "task.demos=optimal")) != base
     assert base_model_key(_cfg(tmp_path, "training.lr=0.1")) == base  # RL settings don't touch the base
     assert base_model_key(_cfg(tmp_path, "task.num_test=99")) == base
+    assert base_model_key(_cfg(tmp_path, "training.num_problems=10")) == base  # RL's prompt pool
+    search = ("task.name=countdown_turns", "task.restart=true", "task.show_tried=true", "task.demos=search")
+    thinned = base_model_key(_cfg(tmp_path, *search))
+    assert base_model_key(_cfg(tmp_path, *search, "task.demo_restarts=1.0")) != thinned
 
 
 def test_corpus_can_be_limited_to_a_prefix_of_the_training_problems(tmp_path: Path) -> None:

@@ -200,8 +200,8 @@ def countdown_turns_section() -> list[str]:
         "search restarts after most first moves, and a base that learns every restart writes `restart` "
         f"where one operation would finish. At {ct.SEARCH_SLIP:.0%} of dead ends the demonstration "
         "writes a wrong move instead, then `restart` from the one number left: the base learns that "
-        "restart, not the wrong move, so a wrong check "
-        "costs it two turns rather than the episode. The same problem, searched with skill 0 and 20 turns:",
+        "restart, not the wrong move, so a wrong check costs it two turns rather than the episode. The "
+        "same problem, searched with skill 0 and 20 turns:",
         "",
         code("\n".join(searched)),
     ]

@@ -226,13 +226,8 @@ def search_order(numbers: list[int]) -> list[str]:
     each pair larger/smaller where exact; a move text already listed is not repeated."""
     out: list[str] = []
     pairs = [(numbers[i], numbers[j]) for i, j in itertools.combinations(range(len(numbers)), 2)]
-    moves: list[tuple[int, str, int]] = []
-    for a, b in pairs:
-        hi, lo = sorted((a, b), reverse=True)
-        moves += [(a, "+", b), (a, "*", b), (hi, "-", lo)]
-    for a, b in pairs:
-        hi, lo = sorted((a, b), reverse=True)
-        moves.append((hi, "/", lo))
+    moves = [m for a, b in pairs for m in ((a, "+", b), (a, "*", b), (max(a, b), "-", min(a, b)))]
+    moves += [(max(a, b), "/", min(a, b)) for a, b in pairs]
     for x, op, y in moves:
         if f"{x}{op}{y}" not in out and value_of(x, op, y) is not None:
             out.append(f"{x}{op}{y}")

@@ -464,10 +464,10 @@ def validate(cfg: Config) -> None:
     )
     _check(0.0 <= cfg.task.demo_restarts <= 1.0, "task.demo_restarts", cfg.task.demo_restarts, "0..1")
     _check(
-        cfg.task.demos == "search" or cfg.task.demo_restarts == 0.25,
+        cfg.task.demos == "search" or cfg.task.demo_restarts == TaskConfig.demo_restarts,
         "task.demo_restarts",
         cfg.task.demo_restarts,
-        "0.25 unless task.demos=search (it thins the search corpus's restarts)",
+        f"{TaskConfig.demo_restarts} unless task.demos=search (it thins the search corpus's restarts)",
     )
     _check(2 <= cfg.task.size <= 12, "task.size", cfg.task.size, "2..12")
     _check(all(2 <= n <= 12 for n in cfg.task.sizes), "task.sizes", list(cfg.task.sizes), "sizes in 2..12")

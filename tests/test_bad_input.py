@@ -182,6 +182,12 @@ CLI_ROWS: dict[str, tuple[str, str, str, str]] = {
         "train.py task.num_train=100 training.num_problems=200",
         "training.num_problems=200 is out of range: expected 0..task.num_train=100",
     ),
+    "O37": (
+        "override",
+        "negative corpus pool",
+        "train.py pretrain.pool=-5",
+        "pretrain.pool=-5 is out",
+    ),
     # --- task parameters
     "T1": (
         "task parameter",

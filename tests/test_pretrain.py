@@ -107,6 +107,20 @@ def test_corpus_can_be_limited_to_a_prefix_of_the_training_problems(tmp_path: Pa
     assert base_model_key(load_config(ROOT / "configs/smoke.yaml")) == "frozenlake-nano-6a75de63adb5"
 
 
+def test_pool_sets_how_many_sequences_the_base_is_trained_on(tmp_path: Path) -> None:
+    """pretrain.pool=N: the corpus holds N sequences (the default: the steps' worth, at most 40,000),
+    and the key changes with N but not when the option is left at 0."""
+    torch.set_num_threads(1)
+    short = ("pretrain.steps=3", "pretrain.batch_size=4")
+    default = _cfg(tmp_path, *short)
+    pooled = _cfg(tmp_path, *short, "pretrain.pool=37")
+    assert base_model_key(_cfg(tmp_path, *short, "pretrain.pool=0")) == base_model_key(default)
+    assert base_model_key(pooled) != base_model_key(default)
+    for cfg, size in ((default, 3 * 4), (pooled, 37)):
+        report = json.loads((ensure_base_model(cfg, progress=False) / "report.json").read_text())
+        assert report["corpus_sequences"] == size
+
+
 def test_corpus_subset_larger_than_the_pool_is_a_config_error() -> None:
     with pytest.raises(
         UserError, match=r"pretrain.num_problems=7000 is out of range: expected 0..task.num_train=6000"

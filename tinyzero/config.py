@@ -111,6 +111,7 @@ class PretrainConfig:
     )
     eval_problems: int = 200  # held-out problems used to report the base model's figures
     num_problems: int = 0  # corpus from the first N training problems only (0 = all; RL meets the rest)
+    pool: int = 0  # corpus sequences drawn up front (0 = min(40,000, steps × batch_size)); batches sample it
     seed: int = -1  # base model's seed; -1 = run.seed (set it to share one base across RL seeds)
     cache_dir: str = ".cache/base_models"  # base models are stored here under a hash of their settings
 
@@ -485,6 +486,7 @@ def validate(cfg: Config) -> None:
         f"0..task.num_train={cfg.task.num_train} (0 = all training problems)",
     )
     _check(0.0 <= cfg.pretrain.skill <= 1.0, "pretrain.skill", cfg.pretrain.skill, "0..1")
+    _check(cfg.pretrain.pool >= 0, "pretrain.pool", cfg.pretrain.pool, "0 (the default) or more sequences")
     for key, value in {
         "pretrain.lr": cfg.pretrain.lr,
         "training.lr": cfg.training.lr,

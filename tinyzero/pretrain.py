@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from tinyzero.config import Config
+from tinyzero.config import Config, PretrainConfig
 from tinyzero.context import Turn, build_context, pad_batch, training_sequences
 from tinyzero.environments import make_task
 from tinyzero.environments.base import Task
@@ -42,7 +42,7 @@ from tinyzero.rollout import SamplingSettings, run_episodes
 
 CORPUS_VERSION = 1  # bump when the corpus or training recipe changes, so old caches are not reused
 SEARCH_VERSION = 3  # task.demos=search: 2 divisions last, restarts thinned; 3 slips (other keys kept)
-MAX_POOL = 40_000  # sequences generated up front; batches are drawn from this pool
+MAX_POOL = 40_000  # sequences generated up front unless pretrain.pool says otherwise
 
 
 def pretrain_seed(cfg: Config) -> int:
@@ -76,8 +76,9 @@ def base_model_key(cfg: Config) -> str:
     recipe = {
         k: v for k, v in asdict(cfg.pretrain).items() if k not in ("cache_dir", "eval_problems", "seed")
     }
-    if not recipe["num_problems"]:
-        recipe.pop("num_problems")  # added later: keep the cache keys of bases built from every problem
+    for added_later in ("num_problems", "pool"):  # at 0 (the default) they keep older bases' keys
+        if not recipe[added_later]:
+            recipe.pop(added_later)
     settings = {
         "version": CORPUS_VERSION,
         "task": task,
@@ -127,6 +128,17 @@ def corpus_problems(cfg: Config, task: Task) -> list[Any]:
     """
     problems = task.problems("train")
     return problems[: cfg.pretrain.num_problems] if cfg.pretrain.num_problems else problems
+
+
+def corpus_size(p: PretrainConfig) -> int:
+    """Sequences in the corpus: ``pretrain.pool``, or by default the steps' worth capped at 40,000.
+
+    Why the option: the default pool is a few thousand episodes of a long multi-turn task (multi-turn
+    countdown: ~4,000 searches of ~10 turns for 12,000 training problems), so a skill met once per
+    episode, such as spotting the one operation that finishes, is shown only that many times, each
+    seen six times over in 4,000 steps. A larger pool shows more distinct cases, each fewer times.
+    """
+    return p.pool or min(MAX_POOL, p.steps * p.batch_size)
 
 
 def check_lengths(cfg: Config, task: Task, tok: CharTokenizer, corpus: list | None = None) -> None:
@@ -180,7 +192,7 @@ def pretrain(cfg: Config, out_dir: str | Path, device: str = "cpu", progress: bo
         task,
         tok,
         corpus_problems(cfg, task),
-        min(MAX_POOL, p.steps * p.batch_size),
+        corpus_size(p),
         p.skill,
         cfg.rollout.history,
         seed,

@@ -274,6 +274,12 @@ CLI_ROWS: dict[str, tuple[str, str, str, str]] = {
         "task.demo_restarts=0.5 is out of range: expected 0.25 unless task.demos=search (it thins the "
         "search corpus's restarts)",
     ),
+    "T19": (
+        "task parameter",
+        "check drills without search demonstrations",
+        "train.py task.demo_checks=0.5",
+        "task.demo_checks=0.5 is out of range: expected 0 unless task.demos=search",
+    ),
     # --- command-line flags
     "A1": ("CLI flag", "unknown flag", "train.py --bogus", "unrecognized arguments: --bogus"),
     "A2": (

@@ -306,6 +306,58 @@ def test_search_corpus_learns_the_given_fraction_of_restarts_and_no_slip(keep: f
     assert abs(slips / (slips + shown) - SEARCH_SLIP) < 0.05, count
 
 
+def after_move(numbers: list[int], move: str) -> list[int]:
+    """The numbers left after a legal move: the two operands taken out, the value put last."""
+    x, op, y = parse(move)
+    rest = list(numbers)
+    rest.remove(x)
+    rest.remove(y)
+    return [*rest, value_of(x, op, y)]
+
+
+def test_check_drills_show_the_two_numbers_after_every_first_move_with_the_search_answer() -> None:
+    """`task.demo_checks=1`: a demonstration is, for each first move of the search order, the
+    observation the search would show after it (two numbers, the moves tried so far) and the move
+    that finishes from there, or `restart` where none does. Derived here from the rules."""
+    cfg = search_config(**{"task.demo_checks": 1.0})
+    task, rng = make_task(cfg.task), random.Random(3)
+    finishable = states = 0
+    for problem in task.problems("train")[:150]:
+        numbers, target = list(problem.numbers), problem.target
+        order = search_order(numbers)
+        expected = [(k, after_move(numbers, m)) for k, m in enumerate(order)]
+        expected = [(k, after) for k, after in expected if len(after) == 2]
+        drill = task.behaviour_turns(problem, rng, 0.0)
+        assert len(drill) == len(expected)
+        for (obs, action), (k, after) in zip(drill, expected, strict=True):
+            shown = " ".join(map(str, after))
+            assert obs == f"{shown} -> {target} tried {' '.join(order[: k + 1])}\n"
+            finishes = finishing_moves(after, target)
+            assert action in finishes if finishes else action == RESTART, (obs, action)
+            finishable += bool(finishes)
+            states += 1
+    assert 0.1 < finishable / states < 0.4  # mostly dead ends, as in a search
+
+
+@pytest.mark.parametrize("share", [0.0, 0.3])
+def test_check_drills_replace_the_given_share_of_searches(share: float) -> None:
+    """A search starts from three numbers, a drill from two; `demo_checks=0` leaves only searches."""
+    task = make_task(search_config(**{"task.demo_checks": share}).task)
+    rng = random.Random(4)
+    demos = [task.behaviour_turns(p, rng, 0.0) for p in task.problems("train")[:300]]
+    drills = sum(len(d[0][0].split(" -> ")[0].split()) == 2 for d in demos)
+    assert abs(drills / len(demos) - share) < 0.07, drills
+
+
+def test_check_drills_need_search_demonstrations_and_no_history() -> None:
+    with pytest.raises(UserError, match="task.demo_checks"):
+        search_config(**{"task.demo_checks": 0.5, "task.demos": "heuristic"})
+    with pytest.raises(UserError, match="task.demo_checks"):
+        search_config(**{"task.demo_checks": 0.5, "rollout.history": -1})
+    with pytest.raises(UserError, match="task.demo_checks"):
+        search_config(**{"task.demo_checks": 0.5, "task.num_numbers": 4})
+
+
 def test_search_demonstrations_need_the_restart_and_tried_options() -> None:
     for bad in (
         {"task.show_tried": "false"},

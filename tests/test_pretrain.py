@@ -81,6 +81,8 @@ def test_key_tracks_settings_that_shape_the_model(tmp_path: Path) -> None:
     search = ("task.name=countdown_turns", "task.restart=true", "task.show_tried=true", "task.demos=search")
     thinned = base_model_key(_cfg(tmp_path, *search))
     assert base_model_key(_cfg(tmp_path, *search, "task.demo_restarts=1.0")) != thinned
+    assert base_model_key(_cfg(tmp_path, *search, "task.demo_checks=0.5")) != thinned
+    assert base_model_key(_cfg(tmp_path, *search, "task.demo_checks=0")) == thinned
 
 
 def test_corpus_can_be_limited_to_a_prefix_of_the_training_problems(tmp_path: Path) -> None:

@@ -87,6 +87,7 @@ class TaskConfig:
     invalid_penalty: float = 0.1  # reward subtracted for an unparseable turn
     demos: str = "heuristic"  # base corpus: heuristic | optimal (frozenlake: VI) | search (countdown_turns)
     demo_restarts: float = 0.25  # search demos: fraction of their `restart` turns the base learns from
+    demo_checks: float = 0.0  # search demos: share replaced by check drills (every first move's two numbers)
 
 
 @dataclass
@@ -469,6 +470,15 @@ def validate(cfg: Config) -> None:
         "task.demo_restarts",
         cfg.task.demo_restarts,
         f"{TaskConfig.demo_restarts} unless task.demos=search (it thins the search corpus's restarts)",
+    )
+    _check(0.0 <= cfg.task.demo_checks <= 1.0, "task.demo_checks", cfg.task.demo_checks, "0..1")
+    _check(
+        cfg.task.demo_checks == 0
+        or (cfg.task.demos == "search" and cfg.rollout.history == 0 and cfg.task.num_numbers == 3),
+        "task.demo_checks",
+        cfg.task.demo_checks,
+        "0 unless task.demos=search, task.num_numbers=3 and rollout.history=0 (drills are separate "
+        "two-number states)",
     )
     _check(2 <= cfg.task.size <= 12, "task.size", cfg.task.size, "2..12")
     _check(all(2 <= n <= 12 for n in cfg.task.sizes), "task.sizes", list(cfg.task.sizes), "sizes in 2..12")

@@ -68,6 +68,7 @@ def base_model_key(cfg: Config) -> str:
         ("trace", "attempts"),
         ("demos", "heuristic"),
         ("demo_restarts", 0.25),
+        ("demo_checks", 0.0),
     ):
         if task[added_later] == default:
             task.pop(added_later)

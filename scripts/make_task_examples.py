@@ -200,8 +200,12 @@ def countdown_turns_section() -> list[str]:
         "search restarts after most first moves, and a base that learns every restart writes `restart` "
         f"where one operation would finish. At {ct.SEARCH_SLIP:.0%} of dead ends the demonstration "
         "writes a wrong move instead, then `restart` from the one number left: the base learns that "
-        "restart, not the wrong move, so a wrong check costs it two turns rather than the episode. The "
-        "same problem, searched with skill 0 and 20 turns:",
+        "restart, not the wrong move, so a wrong check costs it two turns rather than the episode. "
+        f"`task.demo_checks` ({cfg.task.demo_checks} by default) replaces that share of the searches with "
+        "check drills: the two numbers left after every first move of the order, each with the search's "
+        "answer there (the move that finishes, or `restart`). A search shows that check only up to the "
+        "first move that works; a drill shows it after every first move. The same problem, searched with "
+        "skill 0 and 20 turns:",
         "",
         code("\n".join(searched)),
     ]

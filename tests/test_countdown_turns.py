@@ -349,6 +349,15 @@ def test_check_drills_replace_the_given_share_of_searches(share: float) -> None:
     assert abs(drills / len(demos) - share) < 0.07, drills
 
 
+def test_without_drills_the_search_corpus_draws_exactly_what_it_drew_before_them() -> None:
+    """`demo_checks=0` takes no random draw: search bases built before the option keep their corpus
+    (and their cache key, test_pretrain), so a cached base is never a model of another corpus."""
+    task = make_task(search_config().task)
+    old, new = random.Random(7), random.Random(7)
+    for problem in task.problems("train")[:50]:
+        assert task.behaviour_turns(problem, new, 0.0) == task.search_turns(problem, old, 0.0)
+
+
 def test_check_drills_need_search_demonstrations_and_no_history() -> None:
     with pytest.raises(UserError, match="task.demo_checks"):
         search_config(**{"task.demo_checks": 0.5, "task.demos": "heuristic"})

@@ -293,7 +293,8 @@ class CountdownTurnsTask(CountdownTask):
         observation lists the first moves tried (``show_tried``), a first move avoids them when it can:
         the demonstrations show what the list is for. ``task.demos: search``: ``search_turns``."""
         if self.cfg.demos == "search":
-            if rng.random() < self.cfg.demo_checks:
+            # No draw at 0: the corpus of every search base built before drills stays bit for bit.
+            if self.cfg.demo_checks and rng.random() < self.cfg.demo_checks:
                 return self.check_drill(problem, rng)
             return self.search_turns(problem, rng, skill)
         episode = self.episode(problem)

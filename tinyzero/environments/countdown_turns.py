@@ -343,6 +343,8 @@ class CountdownTurnsTask(CountdownTask):
         the shipped base finish from 53 % of the two-number states where one operation reaches the
         target). A search shows that check once or twice per problem, and only up to the first move
         that works; a drill shows it after every first move, including those a search never reaches.
+        Measured (docs/results.md): half the demonstrations as drills, 4,000 steps: greedy 0.50 -> 0.555,
+        finishes from 56 % of those states; twice the steps without drills did more (0.695, 67 %).
         """
         numbers, target = list(problem.numbers), problem.target
         order, turns = first_moves(numbers), []

@@ -350,8 +350,7 @@ class CountdownTurnsTask(CountdownTask):
         order, turns = first_moves(numbers), []
         for k, move in enumerate(order):
             after = apply(numbers, move)  # two numbers: first moves are legal, and there are three
-            tried = order[: k + 1] if self.cfg.show_tried else []
-            observation = render(after, target, tried) + "\n"  # as GymTextEpisode shows it
+            observation = render(after, target, order[: k + 1]) + "\n"  # as GymTextEpisode shows it
             turns.append((observation, solution_step(after, target, rng) or RESTART))
         return turns
 

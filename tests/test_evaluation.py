@@ -237,6 +237,17 @@ def test_frozenlake_failure_reasons_and_paths() -> None:
     assert E.episode_path(MAP, solved, task.cfg)[-1] == (3, 3)
 
 
+def test_countdown_turns_invalid_move_ends_the_episode_and_the_heading_says_only_that() -> None:
+    """An illegal operation ends a countdown_turns episode at once: its report heading must not claim
+    that the turns ran out (FrozenLake's invalid turns do run the clock down; this task's do not)."""
+    task = task_of("countdown_turns", "task.restart=true", "task.max_turns=6")
+    q = CountdownProblem((3, 11, 16), 49)
+    ep = play(task, q, ["16/3", "11*3", "33+16"])  # 16/3 is not exact: the episode ends on turn 1
+    assert E.failure_kind(task, ep) == "invalid_action" and len(ep.turns) == 1 < task.max_turns
+    assert "ran out of turns" not in E.FAILURE_TITLES["invalid_action"]
+    assert E.failure_kind(task, play(task, q, ["11*3", "33+16"])) is None
+
+
 def test_slippery_path_ends_where_the_outcome_says(tmp_path: Path) -> None:
     task = task_of("frozenlake", "task.is_slippery=true", "task.max_turns=40")
     ep = play(task, MAP, ["Down"] * 40)

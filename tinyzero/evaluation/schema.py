@@ -56,7 +56,7 @@ FAILURE_KINDS = (
     "wrong_value",  # a well-formed answer with the wrong value
     "hole",  # FrozenLake: fell in a hole
     "out_of_turns",  # FrozenLake: valid moves, but the goal was not reached in max_turns
-    "invalid_action",  # FrozenLake: ran out of turns after at least one unparseable turn
+    "invalid_action",  # FrozenLake: out of turns after an unparseable turn; countdown_turns: an illegal move
     "context_full",  # the prompt no longer fit the model's context window
     "other",  # anything else (should not happen)
 )
@@ -66,7 +66,7 @@ FAILURE_TITLES = {
     "wrong_value": "wrong value",
     "hole": "fell in a hole",
     "out_of_turns": "ran out of turns",
-    "invalid_action": "invalid action (then ran out of turns)",
+    "invalid_action": "invalid action",
     "context_full": "context full",
     "other": "other",
 }

@@ -139,7 +139,8 @@ def corpus_size(p: PretrainConfig) -> int:
     episode, such as spotting the one operation that finishes, is shown only that many times, each
     seen six times over in 4,000 steps. A larger pool shows more distinct cases, each fewer times.
     Measured there (docs/results.md): 256,000 sequences at 4,000 steps moved the base little (greedy
-    0.50 -> 0.54); twice the steps over 512,000 gave 0.695, and that is the shipped config.
+    0.50 -> 0.54); 8,000 steps over 512,000 gave 0.695; the shipped config, 12,000 steps over 768,000
+    (each sequence seen once) with check drills, 0.845.
     """
     return p.pool or min(MAX_POOL, p.steps * p.batch_size)
 

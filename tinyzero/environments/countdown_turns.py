@@ -339,12 +339,13 @@ class CountdownTurnsTask(CountdownTask):
         observation would be had the search got that far (three numbers and ``rollout.history`` 0, both
         checked in the config).
 
-        Why: the check at two numbers is the skill the search base gets wrong most (greedy episodes of
-        the shipped base finish from 53 % of the two-number states where one operation reaches the
+        Why: the check at two numbers is the skill the search base got wrong most (greedy episodes of
+        a 4,000-step base finish from 53 % of the two-number states where one operation reaches the
         target). A search shows that check once or twice per problem, and only up to the first move
         that works; a drill shows it after every first move, including those a search never reaches.
         Measured (docs/results.md): half the demonstrations as drills, 4,000 steps: greedy 0.50 -> 0.555,
-        finishes from 56 % of those states; twice the steps without drills did more (0.695, 67 %).
+        finishes from 56 % of those states; twice the steps without drills did more (0.695, 67 %); the
+        shipped config, 12,000 steps with 3 in 10 drills: 0.845, 92 %.
         """
         numbers, target = list(problem.numbers), problem.target
         order, turns = first_moves(numbers), []

@@ -55,7 +55,7 @@ FAILURE_KINDS = (
     "wrong_numbers",  # countdown: a well-formed expression over the wrong numbers
     "wrong_value",  # a well-formed answer with the wrong value
     "hole",  # FrozenLake: fell in a hole
-    "out_of_turns",  # FrozenLake: valid moves, but the goal was not reached in max_turns
+    "out_of_turns",  # FrozenLake, countdown_turns: every turn valid, but not solved in max_turns
     "invalid_action",  # FrozenLake: out of turns after an unparseable turn; countdown_turns: an illegal move
     "context_full",  # the prompt no longer fit the model's context window
     "other",  # anything else (should not happen)

@@ -28,6 +28,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import torch  # noqa: E402
+
 from bench.common import machine_info, write_results  # noqa: E402
 from tinyzero.config import load_config  # noqa: E402
 from tinyzero.pretrain import ensure_base_model  # noqa: E402
@@ -53,6 +55,7 @@ def run_seed(seed: int, args: argparse.Namespace, work: Path) -> dict:
             *args.overrides,
         ],
     )
+    torch.set_num_threads(args.threads)  # the base build too: the trainer sets threads only when it starts
     built = time.perf_counter()
     base = ensure_base_model(cfg, "cpu", progress=False)  # cached after the first build: not on the clock
     base_s = time.perf_counter() - built

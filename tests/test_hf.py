@@ -107,7 +107,8 @@ def test_adapter_reproduces_our_sampler_and_logprobs(exported: tuple[Transformer
     model, out = exported
     adapter, tok = load_hf_model_dir(out)
     assert isinstance(adapter, HFCausalLM) and adapter.config.max_seq_len == 128
-    prompts = [tok.encode("Use 3 7 25 to make 46\n", bos=True), tok.encode("x", bos=True)]
+    one, two = tok.encode("Use 3 7 25 to make 46\n", bos=True), tok.encode("x", bos=True)
+    prompts = [one, two, one, one, two]  # repeats: the shared prefill reorders the transformers cache
     for greedy in (True, False):
         a = generate(model, prompts, 24, eos_id=-1, pad_id=0, greedy=greedy, generator=torch.Generator())
         b = generate(adapter, prompts, 24, eos_id=-1, pad_id=0, greedy=greedy, generator=torch.Generator())

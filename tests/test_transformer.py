@@ -256,6 +256,76 @@ def test_cache_matches_nocache_sampled(sampling):
     assert torch.equal(again.tokens, outs[0].tokens)  # reproducible from the generator
 
 
+def repeated_prompts() -> list[list[int]]:
+    """Five distinct prompts of different lengths (left padding), repeated out of order: 16 rows."""
+    distinct = make_prompts(5, 2, 12, seed=8)
+    return [distinct[i] for i in (0, 1, 0, 2, 3, 1, 0, 4, 4, 2, 0, 1, 3, 3, 0, 2)]
+
+
+@pytest.mark.parametrize("greedy", [False, True])
+def test_shared_prefill_gives_the_tokens_of_the_naive_sampler(greedy):
+    """Identical prompts prefilled once and their cache rows copied: every row continues its own prompt
+    exactly as the cache-free sampler (a full forward of each sequence per step) continues it."""
+    model = make_model(spread=1.0)
+    prompts = repeated_prompts()
+    outs = {
+        name: generate(
+            model,
+            prompts,
+            14,
+            eos_id=EOS,
+            pad_id=PAD,
+            greedy=greedy,
+            generator=torch.Generator().manual_seed(5),
+            **kw,
+        )
+        for name, kw in {
+            "shared": dict(share_prefill=True),
+            "unshared": dict(share_prefill=False),
+            "naive": dict(use_cache=False),
+        }.items()
+    }
+    for other in ("unshared", "naive"):
+        assert torch.equal(outs["shared"].tokens, outs[other].tokens)
+        assert torch.equal(outs["shared"].lengths, outs[other].lengths)
+        torch.testing.assert_close(outs["shared"].logprobs, outs[other].logprobs, atol=1e-5, rtol=0)
+    if not greedy:  # the repeats were sampled independently, not copied from their first row
+        rows = [i for i, p in enumerate(prompts) if p == prompts[0]]
+        assert len({tuple(outs["shared"].tokens[i].tolist()) for i in rows}) > 1
+
+
+def test_cache_take_continues_each_row_like_the_original():
+    """``KVCache.take``: a decode step on the taken rows (positions from the cache's own count) gives
+    the hidden states the original cache gives for those rows."""
+    model = make_model()
+    prompts = make_prompts(3, 2, 9, seed=9)
+    P = max(len(p) for p in prompts)
+    ids = torch.tensor([[PAD] * (P - len(p)) + p for p in prompts])  # left-padded
+    valid = ids != PAD
+    rows = torch.tensor([2, 0, 0, 1, 2])
+    nxt = torch.tensor([[5], [6], [7]])
+    with torch.inference_mode():
+        cache = model.new_cache(3, P + 4)
+        model.hidden_states(ids, valid, kv_cache=cache)
+        taken = cache.take(rows)
+        want = model.hidden_states(nxt, kv_cache=cache)[rows]
+        got = model.hidden_states(nxt[rows], kv_cache=taken)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=0)  # a batch of 5 rows, not 3: last-bit noise
+
+
+@pytest.mark.parametrize("share", [True, False])
+def test_shared_prefill_runs_each_distinct_prompt_once(share):
+    """The prefill forward holds one row per distinct prompt (then one row per sequence for decoding)."""
+    model = make_model()
+    prompts = repeated_prompts()
+    batch_rows: list[int] = []
+    hook = model.tok_emb.register_forward_hook(lambda m, args, out: batch_rows.append(args[0].shape[0]))
+    generate(model, prompts, 3, eos_id=-1, pad_id=PAD, greedy=True, share_prefill=share)
+    hook.remove()
+    distinct = len({tuple(p) for p in prompts})
+    assert batch_rows == [distinct if share else len(prompts), len(prompts), len(prompts)]
+
+
 @pytest.mark.parametrize("greedy", [False, True])
 def test_generated_logprobs_match_token_logprobs(greedy):
     """Temperature 1, no filters: the sampler's log-probs are the model's log-probs of those tokens."""

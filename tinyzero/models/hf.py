@@ -184,6 +184,15 @@ class HFCache:
         self.max_len = max_len
         self.pos = 0
 
+    def take(self, rows: Tensor) -> HFCache:
+        """As ``KVCache.take``: sequence i of the result is this cache's sequence ``rows[i]``. The
+        transformers cache is reordered in place, so this cache is used up."""
+        self.hf.reorder_cache(rows)
+        out = HFCache(self.hf, len(rows), self.max_len, self.valid.device)
+        out.valid, out.seen = self.valid.index_select(0, rows), self.seen.index_select(0, rows)
+        out.pos = self.pos
+        return out
+
 
 class HFCausalLM(nn.Module):
     """A transformers causal LM behind ``TransformerLM``'s interface (what rollout/algorithms use).

@@ -1,0 +1,35 @@
+"""bench/stage1.py --quick (what CI runs; no timing is asserted): stage 1 drawn with and without the
+shared prefill gives the same V* table and tokens, and the sampler did see repeated prompts.
+
+python -m pytest -q tests/test_bench_stage1.py        (~15 s: a smoke base and two stage-1 tables)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_quick_run_draws_the_same_table_both_ways(tmp_path: Path) -> None:
+    out = tmp_path / "stage1.json"
+    proc = subprocess.run(
+        [sys.executable, "bench/stage1.py", "--quick", "--out", str(out)],
+        cwd=ROOT,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(out.read_text())
+    shared, unshared = data["modes"]["shared"], data["modes"]["unshared"]
+    assert data["same_table"] is True and shared["tokens"] == unshared["tokens"] > 0
+    # N samples of each prompt: the first turn alone repeats every prompt N times.
+    assert shared["rows"] == unshared["rows"] >= data["prompts"] * data["samples_per_prompt"]
+    assert shared["rows"] > shared["distinct"] >= data["prompts"]  # the sharing had rows to share
+    assert "same table: True" in proc.stdout

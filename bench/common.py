@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import time
 from pathlib import Path
 
@@ -63,3 +64,21 @@ def write_results(results: dict, out: str | Path) -> Path:
     path.write_text(json.dumps(results, indent=1) + "\n")
     print(f"wrote {path}")
     return path
+
+
+def isolate_base(base: Path, work: Path) -> str:
+    """Copy the base model directory ``base`` into a cache of its own under ``work``; its path, for
+    ``pretrain.cache_dir``.
+
+    Why: a run on that cache computes (and pays) A*PO's stage 1 instead of reading the V* table an
+    earlier run left in the user's cache, and leaves the user's cached tables alone.
+    """
+    own = work / "base_models"
+    shutil.copytree(base, own / base.name)
+    return str(own)
+
+
+def shown_path(path: Path, root: Path) -> str:
+    """``path`` relative to the repository ``root`` when it lies inside it (as results name configs)."""
+    path = path.resolve()
+    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)

@@ -20,7 +20,6 @@ modes compute the table instead of reading the user's cached one. Writes ``bench
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 import tempfile
 import time
@@ -32,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 import tinyzero.rollout as rollout  # noqa: E402
-from bench.common import machine_info, write_results  # noqa: E402
+from bench.common import isolate_base, machine_info, shown_path, write_results  # noqa: E402
 from tinyzero.algorithms.astarpo import build_v_star_table  # noqa: E402
 from tinyzero.config import load_config  # noqa: E402
 from tinyzero.models.transformer import generate  # noqa: E402
@@ -88,9 +87,7 @@ def main() -> None:
             ],
         )
         base = ensure_base_model(cfg, "cpu", progress=False)
-        own = Path(tmp) / "cache" / "base_models"
-        shutil.copytree(base, own / base.name)
-        cfg.pretrain.cache_dir = str(own)
+        cfg.pretrain.cache_dir = isolate_base(base, Path(tmp) / "cache")  # stage 1 computed, not read
         trainer = TinyZeroTrainer(cfg, progress=False)
         modes = {"unshared": draw_table(trainer, share=False), "shared": draw_table(trainer, share=True)}
     same = modes["shared"].pop("table") == modes["unshared"].pop("table")
@@ -101,7 +98,7 @@ def main() -> None:
     speedup = modes["unshared"]["seconds"] / max(modes["shared"]["seconds"], 1e-9)
     print(f"shared prefill: {speedup:.2f}x faster; same table: {same and same_tokens}")
     result = {
-        "config": str(Path(args.config).resolve().relative_to(ROOT)),
+        "config": shown_path(Path(args.config), ROOT),
         "overrides": args.overrides,
         "prompts": len(trainer.train_problems),
         "samples_per_prompt": cfg.astarpo.num_value_samples,

@@ -18,7 +18,6 @@ No timing is asserted anywhere: the figures are for the table.
 from __future__ import annotations
 
 import argparse
-import shutil
 import statistics
 import sys
 import tempfile
@@ -30,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from bench.common import machine_info, write_results  # noqa: E402
+from bench.common import isolate_base, machine_info, shown_path, write_results  # noqa: E402
 from tinyzero.config import load_config  # noqa: E402
 from tinyzero.pretrain import ensure_base_model  # noqa: E402
 from tinyzero.trainer import TinyZeroTrainer  # noqa: E402
@@ -59,11 +58,7 @@ def run_seed(seed: int, args: argparse.Namespace, work: Path) -> dict:
     built = time.perf_counter()
     base = ensure_base_model(cfg, "cpu", progress=False)  # cached after the first build: not on the clock
     base_s = time.perf_counter() - built
-    # The run gets a cache of its own holding just the base model: its stage 1 is computed (and paid)
-    # instead of read from an earlier run's V* table, and the user's cached tables are left alone.
-    own_cache = work / f"cache-s{seed}" / "base_models"
-    shutil.copytree(base, own_cache / base.name)
-    cfg.pretrain.cache_dir = str(own_cache)
+    cfg.pretrain.cache_dir = isolate_base(base, work / f"cache-s{seed}")  # stage 1 computed, not read
     start = time.perf_counter()
     trainer = TinyZeroTrainer(cfg, progress=not args.no_progress)
     evals: list[dict] = []
@@ -116,11 +111,6 @@ def _cell(v: float | int | None) -> str:
     return "—" if v is None else f"{v:.3f}" if isinstance(v, float) and v < 1.5 else str(v)
 
 
-def _shown(path: Path) -> str:
-    path = path.resolve()
-    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
-
-
 def summarize(runs: list[dict]) -> dict:
     """Median and worst seed (a missed target counts as missing: reached tells how many made it)."""
     its = [r["iterations_to_target"] for r in runs if r["iterations_to_target"] is not None]
@@ -156,7 +146,7 @@ def main() -> None:
         runs = [run_seed(seed, args, Path(tmp)) for seed in args.seeds]
     print(table(runs, args.target))
     result = {
-        "config": _shown(Path(args.config)),
+        "config": shown_path(Path(args.config), ROOT),
         "overrides": args.overrides,
         "target": args.target,
         "stopped_at_target": not args.full,

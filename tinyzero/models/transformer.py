@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 PRESETS: dict[str, dict] = {
-    "nano": dict(d_model=64, n_layers=4, n_heads=4),  # ~0.2M parameters: tests and smoke runs
+    "nano": dict(d_model=64, n_layers=4, n_heads=4),  # ~0.2M parameters: the default job, tests, smoke runs
     "tiny": dict(d_model=128, n_layers=4, n_heads=4),  # ~0.8M
     "small": dict(d_model=256, n_layers=6, n_heads=8),  # ~4.8M
 }

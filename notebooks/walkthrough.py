@@ -36,8 +36,8 @@
 # (below) shrinks it to `configs/smoke.yaml`'s sizes: the `nano` model pre-trained for 150 steps, 64
 # training maps, 3 RL iterations; well under a minute on one CPU thread. It shows every mechanism, but
 # its base model is too weak for RL to achieve much. `BUDGET = "full"` keeps `default.yaml`'s sizes:
-# the `tiny` base model (1–3 minutes to pre-train, once; then cached, and shared with `train.py`),
-# stage 1 over 2,000 training maps (1–2 minutes, cached too) and 50 RL iterations (a few minutes).
+# the `nano` base model (1–3 minutes to pre-train, once; then cached, and shared with `train.py`),
+# stage 1 over 2,000 training maps (under a minute, cached too) and 50 RL iterations (a few minutes).
 
 # %% tags=["parameters"]
 BUDGET = "smoke"  # "smoke" (under a minute) or "full" (configs/default.yaml's model and base: minutes)
@@ -417,10 +417,11 @@ curves = plot_learning_curves([run.run_dir], figures)
 display(Image(filename=str(curves[0]), width=900))
 
 # %% [markdown]
-# A few iterations move little: the README's run takes 125 iterations (7.5 minutes on 2 idle cores,
-# stage 1 included) to reach 0.9 held-out greedy success from the base's 0.21, and ends at 0.985 after
-# 250 on the development machine; other seeds take 175, other CPUs may take longer (docs/results.md
-# has every figure and the commands). The same plot for any run: `python evaluate.py --plot runs/<name>`.
+# A few iterations move little: the README's run takes 50 iterations (2.4 minutes on 2 idle cores,
+# stage 1 included) to reach 0.9 held-out greedy success from the base's 0.155, and ends at 1.0 after
+# 250 on the development machine; other seeds take 75 and 125, other CPUs may take longer
+# (docs/results.md has every figure and the commands). The same plot for any run:
+# `python evaluate.py --plot runs/<name>`.
 #
 # ## 6. RAGEN's multi-turn loop
 #

@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 
 SOURCE = ROOT / "notebooks" / "deck.md"
 DEFAULT_OUT = ROOT / "build" / "deck"
-README_CURVES = ROOT / "docs" / "img" / "default_job_20261206_iteration.png"
+README_CURVES = ROOT / "docs" / "img" / "default_job_20261207_iteration.png"
 
 
 class DeckError(Exception):
@@ -180,7 +180,7 @@ def curves_block(img_dir: Path, runs: list[Path]) -> str:
         caption = f"your run{'s' if len(runs) > 1 else ''}: {html.escape(names)} (tinyzero.plots)"
     else:
         path = shutil.copy(README_CURVES, img_dir / README_CURVES.name)
-        caption = "the README's figure: its run of configs/default.yaml (A*PO on FrozenLake, 2026-12-06)"
+        caption = "the README's figure: its run of configs/default.yaml (A*PO on FrozenLake, 2026-12-07)"
     image = f'<img class="wide" src="img/{Path(path).name}" alt="learning curves">'
     return f'{image}<p class="small">{caption}</p>'
 

@@ -39,7 +39,8 @@ from tinyzero.runs import read_metrics  # noqa: E402
 
 GOLDEN = ROOT / "tests" / "data" / "behaviour.json"
 SMOKE = ROOT / "configs" / "smoke.yaml"
-# configs/default.yaml's recipe (and configs/frozenlake.yaml's, with ragen): anchor, Huber, trust region.
+# configs/default.yaml's recipe (and configs/frozenlake.yaml's, with ragen): anchor, Huber, trust region, as
+# recorded: two update epochs (default.yaml now takes four; a fingerprint is kept, not re-derived).
 # (default.yaml also decays its learning rate; the schedule is tested on its own in tests/test_trainer.py.)
 RECIPE = (
     "astarpo.kl_coef=0.2",

@@ -129,34 +129,43 @@ def test_causal_attention_matmul_is_causal_attention() -> None:
     torch.testing.assert_close(causal_attention_matmul(q, k, v).double(), expected, rtol=1e-5, atol=1e-6)
 
 
-def test_bf16_training_forward_on_cpu_takes_the_matmul_attention(monkeypatch) -> None:
-    """Under bf16 autocast on CPU a training forward (no cache, no mask) uses the explicit matmuls,
-    its log-probs and gradients stay within bf16 rounding of float32's, and float32 forwards and
-    sampling keep scaled_dot_product_attention."""
+def test_cpu_training_forward_takes_the_matmul_attention_where_it_pays(monkeypatch) -> None:
+    """On CPU a training forward (no cache, no mask) writes attention out as matmuls under bf16
+    autocast at any length and in float32 for rows of at most MATMUL_ATTENTION_MAX_LEN tokens; longer
+    float32 rows and sampling keep scaled_dot_product_attention. Both paths give the same log-probs:
+    by causality a row's first tokens get the same logits alone (matmuls) or continued past the limit
+    (SDPA); bf16's stay within its rounding of float32's."""
     import tinyzero.models.transformer as tf
 
     calls: list[str] = []
     real = tf.causal_attention_matmul
     monkeypatch.setattr(tf, "causal_attention_matmul", lambda *a: calls.append("matmul") or real(*a))
     torch.manual_seed(0)
-    model = tf.TransformerLM(tf.model_config("nano", vocab_size=40, max_seq_len=64))
-    ids = torch.randint(0, 40, (4, 20))
+    model = tf.TransformerLM(tf.model_config("nano", vocab_size=40, max_seq_len=128))
+    short = tf.MATMUL_ATTENTION_MAX_LEN
+    ids = torch.randint(0, 40, (4, short + 8))
 
-    def logp_and_grad(bf16: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    def logp_and_grad(tokens: torch.Tensor, bf16: bool) -> tuple[torch.Tensor, torch.Tensor]:
         model.zero_grad()
+        calls.clear()
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            logits = model(ids)
-        logp = torch.log_softmax(logits.float(), -1)[:, :-1].gather(-1, ids[:, 1:, None]).squeeze(-1)
-        logp.sum().backward()
-        return logp.detach(), model.blocks[0].attn.qkv.weight.grad.clone()
+            logits = model(tokens)
+        logp = torch.log_softmax(logits.float(), -1)[:, :-1].gather(-1, tokens[:, 1:, None]).squeeze(-1)
+        logp[:, : short - 1].sum().backward()  # the positions both lengths share
+        return logp.detach()[:, : short - 1], model.blocks[0].attn.qkv.weight.grad.clone()
 
-    lp32, g32 = logp_and_grad(False)
-    assert calls == []
-    lp16, g16 = logp_and_grad(True)
+    lp_long, g_long = logp_and_grad(ids, bf16=False)
+    assert calls == []  # float32 beyond the limit: SDPA
+    lp_short, g_short = logp_and_grad(ids[:, :short], bf16=False)
     assert calls == ["matmul"] * len(model.blocks)
-    assert (lp16 - lp32).abs().max() < 0.05  # nats per token: bf16 keeps ~3 significant digits
-    assert torch.nn.functional.cosine_similarity(g16.flatten(), g32.flatten(), dim=0) > 0.99
+    torch.testing.assert_close(lp_short, lp_long, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(g_short, g_long, rtol=1e-4, atol=1e-5)
+    lp16, g16 = logp_and_grad(ids, bf16=True)
+    assert calls == ["matmul"] * len(model.blocks)  # bf16: the matmuls at any length
+    assert (lp16 - lp_long).abs().max() < 0.05  # nats per token: bf16 keeps ~3 significant digits
+    assert torch.nn.functional.cosine_similarity(g16.flatten(), g_long.flatten(), dim=0) > 0.99
     calls.clear()
+    tf.generate(model, ids[:, :5].tolist(), 3, eos_id=-1, pad_id=0, greedy=True)
     with torch.autocast("cpu", dtype=torch.bfloat16):  # sampling (KV cache) keeps SDPA
         tf.generate(model, ids[:, :5].tolist(), 3, eos_id=-1, pad_id=0, greedy=True)
     assert calls == []

@@ -88,21 +88,38 @@ def _cpu_bf16_autocast(x: Tensor) -> bool:
     )
 
 
+# Longest rows (tokens) for which a float32 training forward on CPU writes attention out as matmuls:
+# PyTorch's CPU flash-attention kernel, its backward above all, costs more than two batched matmuls
+# and a (T, T) softmax for rows this short (FrozenLake's Markov turns are ~27 tokens, countdown's ~50);
+# from ~64 tokens on the flash kernel wins and its lead grows with T (bench/train_step.py, docs/scaling.md).
+MATMUL_ATTENTION_MAX_LEN = 48
+
+
 def causal_attention_matmul(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
     """softmax(q·kᵀ/√hd + causal mask)·v as explicit matmuls, q, k, v: (B, H, T, hd); softmax in float32.
 
-    Why it exists: on a CPU with native bfloat16 (AVX512-BF16, AMX) a bf16 training step runs its
-    matmuls ~2x faster than float32, but PyTorch's CPU flash-attention *backward* in bf16 is ~3x slower
-    than in float32 and ate the whole gain (bench/train_step.py --bf16, docs/scaling.md).
-    Written out, attention is two batched matmuls that take the fast bf16 path, and the (T, T) scores
-    of these short sequences (T ≤ a few hundred) are cheap to hold. Used only for bf16 training
-    forwards on CPU; float32, sampling and GPUs keep ``scaled_dot_product_attention``.
+    Why it exists, twice over on CPU:
+    * short rows in float32 (T ≤ ``MATMUL_ATTENTION_MAX_LEN``): the flash-attention kernel's per-row
+      overhead dominates; the matmuls made the nano model's forward+backward on FrozenLake turns ~10 %
+      faster;
+    * bfloat16 at any length: on a CPU with native bfloat16 (AVX512-BF16, AMX) a bf16 training step
+      runs its matmuls ~2x faster than float32, but PyTorch's CPU flash-attention *backward* in bf16 is
+      ~3x slower than in float32 and ate the whole gain (bench/train_step.py --bf16, docs/scaling.md).
+    The (T, T) scores of these short sequences are cheap to hold. Sampling (KV cache, masks), masked
+    forwards and GPUs keep ``scaled_dot_product_attention``.
     """
     T = q.shape[-2]
     scores = (q @ k.transpose(-1, -2)).float() * q.shape[-1] ** -0.5  # (B, H, T, T)
     future = torch.ones(T, T, dtype=torch.bool, device=q.device).triu(1)
-    weights = torch.softmax(scores.masked_fill(future, float("-inf")), dim=-1)
+    weights = torch.softmax(scores.masked_fill_(future, float("-inf")), dim=-1)
     return weights.to(v.dtype) @ v  # (B, H, T, hd)
+
+
+def _matmul_attention(q: Tensor) -> bool:
+    """Whether a causal, unmasked, uncached attention over ``q`` (B, H, T, hd) takes the explicit matmuls."""
+    if q.device.type != "cpu":
+        return False
+    return _cpu_bf16_autocast(q) or (q.dtype == torch.float32 and q.shape[-2] <= MATMUL_ATTENTION_MAX_LEN)
 
 
 class KVCache:
@@ -169,7 +186,7 @@ class Attention(nn.Module):
             ck[:, :, start : start + T] = k
             cv[:, :, start : start + T] = v
             k, v = ck[:, :, : start + T], cv[:, :, : start + T]  # (B, H, L, hd)
-        if cache is None and mask is None and _cpu_bf16_autocast(q):
+        if cache is None and mask is None and _matmul_attention(q):
             y = causal_attention_matmul(q, k, v)
         else:
             y = F.scaled_dot_product_attention(

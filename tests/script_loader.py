@@ -1,4 +1,5 @@
-"""Load a repository script (bench/*.py, evaluate.py) as a module from its file, for tests.
+"""Load a repository script (bench/*.py, evaluate.py) as a module from its file, or run it as a
+user does, for tests.
 
 Why from the file: the scripts are not part of the package, and the repository root need not be on
 sys.path when pytest runs.
@@ -7,6 +8,9 @@ sys.path when pytest runs.
 from __future__ import annotations
 
 import importlib.util
+import os
+import subprocess
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -19,3 +23,17 @@ def load_script(relative: str, name: str) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def run_script(
+    relative: str, *args: str, timeout: int = 600, one_thread: bool = False
+) -> subprocess.CompletedProcess:
+    """``python <relative> <args>`` from the repository root, output captured as text.
+
+    ``one_thread``: OMP_NUM_THREADS=1, which keeps a ``--quick`` benchmark's torch at one thread (and
+    its run short) on a machine busy with other tests.
+    """
+    env = {**os.environ, "OMP_NUM_THREADS": "1"} if one_thread else None
+    return subprocess.run(
+        [sys.executable, relative, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
+    )

@@ -8,10 +8,9 @@ from __future__ import annotations
 import argparse
 import json
 import subprocess
-import sys
 from pathlib import Path
 
-from script_loader import load_script
+from script_loader import load_script, run_script
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -92,13 +91,7 @@ def test_a_grpo_collapse_is_compared_by_its_best_not_its_final() -> None:
 
 def test_quick_run_trains_every_algorithm_and_counts_stage1(tmp_path: Path) -> None:
     out = tmp_path / "algorithms.json"
-    proc = subprocess.run(
-        [sys.executable, "bench/algorithms.py", "--quick", "--out", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    proc = run_script("bench/algorithms.py", "--quick", "--out", str(out))
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads(out.read_text())
     runs = {r["algorithm"]: r for r in result["runs"]}
@@ -150,10 +143,8 @@ def write_result(path: Path, runs: list[dict], iterations: int = 30) -> Path:
 
 def run_merge(paths: list[Path], out: Path, plot_dir: Path) -> subprocess.CompletedProcess:
     """``bench/algorithms.py --merge`` as a user runs it (the plot goes to ``plot_dir``, not docs/img)."""
-    command = [sys.executable, "bench/algorithms.py", "--merge", *map(str, paths), "--out", str(out)]
-    return subprocess.run(
-        [*command, "--plot-dir", str(plot_dir)], cwd=ROOT, capture_output=True, text=True, timeout=120
-    )
+    merge = ["--merge", *map(str, paths), "--out", str(out), "--plot-dir", str(plot_dir)]
+    return run_script("bench/algorithms.py", *merge, timeout=120)
 
 
 def test_iterations_to_threshold_is_the_first_evaluation_at_or_above_it() -> None:
@@ -221,11 +212,5 @@ def test_overrides_reach_every_run_and_may_not_change_what_the_bench_sets(tmp_pa
         cfg = load_config(ROOT / "configs" / "frozenlake.yaml", overrides)
         assert (cfg.num_completions, cfg.astarpo.v_star_source) == (5, "reference")
         assert (cfg.algorithm.name, cfg.run.seed, cfg.training.total_iterations) == (algo, 2, 7)
-    proc = subprocess.run(
-        [sys.executable, "bench/algorithms.py", "training.total_iterations=5", "--quick"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = run_script("bench/algorithms.py", "training.total_iterations=5", "--quick", timeout=120)
     assert proc.returncode == 2 and "the bench sets training.total_iterations itself" in proc.stderr

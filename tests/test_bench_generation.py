@@ -8,12 +8,10 @@ Run: pytest tests/test_bench_generation.py -q        (~15 s)
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from script_loader import run_script
 
 pytest.importorskip("transformers")
 ROOT = Path(__file__).resolve().parents[1]
@@ -21,13 +19,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_quick_generation_benchmark(tmp_path: Path) -> None:
     out = tmp_path / "generation.json"
-    proc = subprocess.run(
-        [sys.executable, "bench/generation.py", "--quick", "--threads", "1", "--out", str(out)],
-        cwd=ROOT,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-        capture_output=True,
-        text=True,
-        timeout=300,
+    proc = run_script(
+        "bench/generation.py", "--quick", "--threads", "1", "--out", str(out), timeout=300, one_thread=True
     )
     assert proc.returncode == 0, proc.stderr
     assert "vs HF" in proc.stdout  # the table is printed

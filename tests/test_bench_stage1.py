@@ -7,24 +7,16 @@ python -m pytest -q tests/test_bench_stage1.py        (~15 s: a smoke base and t
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
+
+from script_loader import run_script
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_quick_run_draws_the_same_table_both_ways(tmp_path: Path) -> None:
     out = tmp_path / "stage1.json"
-    proc = subprocess.run(
-        [sys.executable, "bench/stage1.py", "--quick", "--out", str(out)],
-        cwd=ROOT,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    proc = run_script("bench/stage1.py", "--quick", "--out", str(out), timeout=300, one_thread=True)
     assert proc.returncode == 0, proc.stderr
     data = json.loads(out.read_text())
     shared, unshared = data["modes"]["shared"], data["modes"]["unshared"]

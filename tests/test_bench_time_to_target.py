@@ -7,12 +7,9 @@ python -m pytest -q tests/test_bench_time_to_target.py        (~30 s: one smoke 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-from script_loader import load_script
+from script_loader import load_script, run_script
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -43,14 +40,8 @@ def test_summary_counts_a_missed_target_as_missing_not_as_fast() -> None:
 
 def test_quick_run_writes_the_json(tmp_path: Path) -> None:
     out = tmp_path / "ttt.json"
-    proc = subprocess.run(
-        [sys.executable, "bench/time_to_target.py", "--quick", "--no-progress", "--out", str(out)],
-        cwd=ROOT,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    quick = ["--quick", "--no-progress", "--out", str(out)]
+    proc = run_script("bench/time_to_target.py", *quick, timeout=300, one_thread=True)
     assert proc.returncode == 0, proc.stderr
     data = json.loads(out.read_text())
     run = data["runs"][0]

@@ -6,9 +6,9 @@ No timing assertions (the machine is shared); only that the figures exist and ar
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
+
+from script_loader import run_script
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -16,9 +16,9 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_train_step_bench_quick_writes_positive_figures(tmp_path):
     out = tmp_path / "train_step_quick.json"
     # One thread and 4 trajectories keep it ~10 s even on a busy machine (figures are not checked).
-    cmd = [sys.executable, str(ROOT / "bench" / "train_step.py"), "--quick", "--presets", "tiny"]
-    cmd += ["--trajectories", "4", "--threads", "1", "--bf16"]
-    proc = subprocess.run([*cmd, "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    args = ["--quick", "--presets", "tiny", "--trajectories", "4", "--threads", "1", "--bf16"]
+    args += ["--out", str(out)]
+    proc = run_script("bench/train_step.py", *args)
     assert proc.returncode == 0, proc.stderr
     assert "speed-up" in proc.stdout or "timing ours only" in proc.stdout
     res = json.loads(out.read_text())

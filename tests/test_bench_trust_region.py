@@ -4,17 +4,16 @@ run, and it writes every figure it promises. No timing assertions (the machine i
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
+
+from script_loader import run_script
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_trust_region_bench_quick_runs_the_same_training_three_ways(tmp_path: Path, cache_dir: Path) -> None:
     out = tmp_path / "trust_region_quick.json"
-    cmd = [sys.executable, str(ROOT / "bench" / "trust_region.py"), "--quick", "--cache-dir", str(cache_dir)]
-    proc = subprocess.run([*cmd, "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    proc = run_script("bench/trust_region.py", "--quick", "--cache-dir", str(cache_dir), "--out", str(out))
     assert proc.returncode == 0, proc.stderr
     res = json.loads(out.read_text())
     assert res["same_run"] is True  # the check never acts at the default limit: nothing else changes

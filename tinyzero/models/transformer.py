@@ -90,8 +90,10 @@ def _cpu_bf16_autocast(x: Tensor) -> bool:
 
 # Longest rows (tokens) for which a float32 training forward on CPU writes attention out as matmuls:
 # PyTorch's CPU flash-attention kernel, its backward above all, costs more than two batched matmuls
-# and a (T, T) softmax for rows this short (FrozenLake's Markov turns are ~27 tokens, countdown's ~50);
-# from ~64 tokens on the flash kernel wins and its lead grows with T (bench/train_step.py, docs/scaling.md).
+# and a (T, T) softmax for rows this short. bench/attention.py (forward+backward, 2 threads, two runs):
+# at 27 tokens (FrozenLake's Markov turns) the matmuls are 1.09-1.16x / 1.05-1.08x / 1.05-1.11x faster
+# on nano / tiny / small, at 48 the two are even (0.98-1.05x), from 64 on the kernel wins and its lead
+# grows with T (the matmuls at 0.43-0.77x of it at 256).
 MATMUL_ATTENTION_MAX_LEN = 48
 
 
@@ -100,8 +102,8 @@ def causal_attention_matmul(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
 
     Why it exists, twice over on CPU:
     * short rows in float32 (T ≤ ``MATMUL_ATTENTION_MAX_LEN``): the flash-attention kernel's per-row
-      overhead dominates; the matmuls made the nano model's forward+backward on FrozenLake turns ~10 %
-      faster;
+      overhead dominates; the matmuls made the nano model's forward+backward on FrozenLake turns
+      ~15 % faster;
     * bfloat16 at any length: on a CPU with native bfloat16 (AVX512-BF16, AMX) a bf16 training step
       runs its matmuls ~2x faster than float32, but PyTorch's CPU flash-attention *backward* in bf16 is
       ~3x slower than in float32 and ate the whole gain (bench/train_step.py --bf16, docs/scaling.md).

@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 
 SOURCE = ROOT / "notebooks" / "deck.md"
 DEFAULT_OUT = ROOT / "build" / "deck"
-README_CURVES = ROOT / "docs" / "img" / "default_job_20261207_iteration.png"
+README_CURVES = ROOT / "docs" / "img" / "default_job_a339758_iteration.png"
 
 
 class DeckError(Exception):

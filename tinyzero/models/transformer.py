@@ -103,7 +103,7 @@ def causal_attention_matmul(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
     Why it exists, twice over on CPU:
     * short rows in float32 (T ≤ ``MATMUL_ATTENTION_MAX_LEN``): the flash-attention kernel's per-row
       overhead dominates; the matmuls made the nano model's forward+backward on FrozenLake turns
-      ~15 % faster;
+      10-15 % faster;
     * bfloat16 at any length: on a CPU with native bfloat16 (AVX512-BF16, AMX) a bf16 training step
       runs its matmuls ~2x faster than float32, but PyTorch's CPU flash-attention *backward* in bf16 is
       ~3x slower than in float32 and ate the whole gain (bench/train_step.py --bf16, docs/scaling.md).

@@ -417,9 +417,9 @@ curves = plot_learning_curves([run.run_dir], figures)
 display(Image(filename=str(curves[0]), width=900))
 
 # %% [markdown]
-# A few iterations move little: the README's run takes 50 iterations (2.4 minutes on 2 idle cores,
-# stage 1 included) to reach 0.9 held-out greedy success from the base's 0.155, and ends at 1.0 after
-# 250 on the development machine; other seeds take 75 and 125, other CPUs may take longer
+# A few iterations move little: the README's run takes 75 iterations (3.4 minutes on 2 idle cores,
+# stage 1 included) to reach 0.9 held-out greedy success from the base's 0.155, and ends at 0.995
+# after 250 on the development machine; other seeds take 75 and 100, other CPUs may take longer
 # (docs/results.md has every figure and the commands). The same plot for any run:
 # `python evaluate.py --plot runs/<name>`.
 #

@@ -14,7 +14,6 @@ import pytest
 from script_loader import run_script
 
 pytest.importorskip("transformers")
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_quick_generation_benchmark(tmp_path: Path) -> None:

@@ -11,8 +11,6 @@ from pathlib import Path
 
 from script_loader import run_script
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 def test_quick_run_draws_the_same_table_both_ways(tmp_path: Path) -> None:
     out = tmp_path / "stage1.json"

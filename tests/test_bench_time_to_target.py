@@ -11,8 +11,6 @@ from pathlib import Path
 
 from script_loader import load_script, run_script
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 def load_bench():
     return load_script("bench/time_to_target.py", "bench_ttt")

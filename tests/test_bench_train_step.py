@@ -6,11 +6,8 @@ No timing assertions (the machine is shared); only that the figures exist and ar
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from script_loader import run_script
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_train_step_bench_quick_writes_positive_figures(tmp_path):

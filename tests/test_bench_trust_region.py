@@ -8,8 +8,6 @@ from pathlib import Path
 
 from script_loader import run_script
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 def test_trust_region_bench_quick_runs_the_same_training_three_ways(tmp_path: Path, cache_dir: Path) -> None:
     out = tmp_path / "trust_region_quick.json"

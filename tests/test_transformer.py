@@ -313,6 +313,32 @@ def test_cache_take_continues_each_row_like_the_original():
     torch.testing.assert_close(got, want, atol=1e-5, rtol=0)  # a batch of 5 rows, not 3: last-bit noise
 
 
+def test_decode_step_equals_a_full_forward_over_garbage_in_unwritten_slots():
+    """``decode_step`` (the sampler's inner loop) gives, at every step, the last hidden state of a
+    cache-free forward over the whole left-padded sequence: before half the cache is written (attention
+    over the written slots) and after (over the whole buffer). The unwritten slots are filled with
+    what ``torch.empty`` may leave there (NaN keys and values, a bias of 0): they must weigh nothing."""
+    model = make_model()
+    prompts = make_prompts(4, 2, 6, seed=3)
+    P, steps = max(len(p) for p in prompts), 10
+    ids = torch.tensor([[PAD] * (P - len(p)) + p for p in prompts])  # left-padded (B, P)
+    new = torch.randint(3, V, (len(prompts), steps), generator=torch.Generator().manual_seed(4))
+    with torch.inference_mode():
+        cache = model.new_cache(len(prompts), P + steps)
+        for layer in (*cache.k, *cache.v):
+            layer.fill_(float("nan"))
+        cache.bias.fill_(0.0)
+        model.hidden_states(ids, ids != PAD, kv_cache=cache)
+        widths = []
+        for t in range(steps):
+            got = model.decode_step(new[:, t], cache)  # (B, C)
+            seq = torch.cat((ids, new[:, : t + 1]), dim=1)
+            want = model.hidden_states(seq, seq != PAD)[:, -1]  # (B, C), no cache at all
+            torch.testing.assert_close(got, want, atol=1e-5, rtol=0)
+            widths.append(cache.cleared)
+    assert widths[0] is False and widths[-1] is True  # both ways of reading the cache were exercised
+
+
 @pytest.mark.parametrize("share", [True, False])
 def test_shared_prefill_runs_each_distinct_prompt_once(share):
     """The prefill forward holds one row per distinct prompt (then one row per sequence for decoding)."""

@@ -279,6 +279,10 @@ class HFCausalLM(nn.Module):
         out = self.hf.base_model(input_ids=idx, attention_mask=mask, position_ids=position_ids, **kwargs)
         return out.last_hidden_state  # (B, T, C)
 
+    def decode_step(self, tokens: Tensor, cache: HFCache) -> Tensor:
+        """Hidden states (B, C) after one real token per row, tokens (B,): ``TransformerLM.decode_step``."""
+        return self.hidden_states(tokens[:, None], kv_cache=cache)[:, 0]
+
     def forward(
         self,
         idx: Tensor,

@@ -96,6 +96,15 @@ def _cpu_bf16_autocast(x: Tensor) -> bool:
 # grows with T (the matmuls at 0.43-0.77x of it at 256).
 MATMUL_ATTENTION_MAX_LEN = 48
 
+# A decode step's attention reads the whole KV-cache buffer, not only its written slots, once this
+# fraction of the buffer is written (``TransformerLM.decode_step``): a batched matmul over a slice of
+# the buffer (rows a stride apart) runs slower than over the whole contiguous buffer, while reading
+# unwritten slots costs memory traffic. bench/decode.py (tiny, 2 threads, batch 64 / 256, speed-up of
+# generate over the general forward): prompts of 20-60 tokens + 64 new, only the written slots
+# 0.93 / 1.04x, this rule 1.11 / 1.48x, always the whole buffer 1.24 / 1.55x; prompts of 8-16 + 128
+# new (mostly under half written), 1.01 / 1.08x, 1.13 / 1.29x and 1.13 / 1.21x.
+DECODE_FULL_READ_FROM = 0.5
+
 
 def causal_attention_matmul(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
     """softmax(q·kᵀ/√hd + causal mask)·v as explicit matmuls, q, k, v: (B, H, T, hd); softmax in float32.
@@ -377,10 +386,10 @@ class TransformerLM(nn.Module):
         The function of ``hidden_states(tokens[:, None], kv_cache=cache)[:, 0]`` (equal up to float
         rounding) in fewer ops, for the sampler's inner loop, where the small presets are bound by op
         count and memory reads rather than FLOPs: attention as two batched matmuls on (B, C) rows, no
-        mask to build, positions read from the cache. Once half the cache is written, attention reads
-        all of it: a batched matmul over a slice of the buffer (rows a stride apart) ran 2-3x slower
-        than over the whole contiguous buffer, and the unwritten slots (zeros, bias -inf) weigh 0.
-        bench/generation.py measures the sampler.
+        mask to build, positions read from the cache. Once ``DECODE_FULL_READ_FROM`` of the cache is
+        written, attention reads all of it; the unwritten slots (zeros, bias -inf) weigh exactly 0.
+        bench/decode.py times this step against ``hidden_states``; bench/generation.py the sampler
+        against Hugging Face ``generate``.
         """
         slot = cache.pos
         if slot >= cache.max_len:
@@ -391,7 +400,7 @@ class TransformerLM(nn.Module):
         cache.seen += 1
         cache.pos = slot + 1
         width = cache.pos
-        if 2 * cache.pos >= cache.max_len:  # read the whole buffer (see above)
+        if cache.pos >= DECODE_FULL_READ_FROM * cache.max_len:  # read the whole buffer (see above)
             cache.clear_tail()
             width = cache.max_len
         bias = cache.bias[:, :, :, :width]  # (B, 1, 1, W)

@@ -235,7 +235,7 @@ class Attention(nn.Module):
         W = bias.shape[-1]
         scores = torch.matmul(qk[:, 0, :, None], ck[:, :, :W].transpose(-1, -2))  # (B, H, 1, W)
         weights = torch.softmax(torch.add(bias, scores, alpha=self.head_dim**-0.5), dim=-1)
-        y = torch.matmul(weights.to(cv.dtype), cv[:, :, :W])  # (B, H, 1, hd)
+        y = torch.matmul(weights, cv[:, :, :W])  # (B, H, 1, hd)
         return self.proj(y.view(B, C))  # (B, C)
 
 
@@ -384,12 +384,12 @@ class TransformerLM(nn.Module):
         """Final-normed hidden states (B, C) after appending one real token per row, tokens (B,).
 
         The function of ``hidden_states(tokens[:, None], kv_cache=cache)[:, 0]`` (equal up to float
-        rounding) in fewer ops, for the sampler's inner loop, where the small presets are bound by op
-        count and memory reads rather than FLOPs: attention as two batched matmuls on (B, C) rows, no
-        mask to build, positions read from the cache. Once ``DECODE_FULL_READ_FROM`` of the cache is
-        written, attention reads all of it; the unwritten slots (zeros, bias -inf) weigh exactly 0.
-        bench/decode.py times this step against ``hidden_states``; bench/generation.py the sampler
-        against Hugging Face ``generate``.
+        rounding), written for the sampler's inner loop: (B, C) rows, positions read from the cache,
+        no mask to build, attention as two batched matmuls. What pays is how attention reads the
+        cache: once ``DECODE_FULL_READ_FROM`` of it is written, the whole contiguous buffer (the
+        unwritten slots, zeros with bias -inf, weigh exactly 0), which made ``generate`` 1.1-1.5x
+        faster at batch 64-256 (tiny); the fewer ops alone bought nothing measurable (bench/decode.py,
+        docs/results.md). bench/generation.py compares the sampler with Hugging Face ``generate``.
         """
         slot = cache.pos
         if slot >= cache.max_len:

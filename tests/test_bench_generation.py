@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 import pytest
-from script_loader import run_script
+from script_loader import load_script, run_script
 
 pytest.importorskip("transformers")
 
@@ -35,6 +35,20 @@ def test_quick_generation_benchmark(tmp_path: Path) -> None:
         for key in ("ours_tok_s", "hf_tok_s", "nocache_tok_s", "speedup_vs_hf", "ours_frac_of_peak"):
             assert r[key] > 0, key
         assert r["speedup_vs_hf"] == pytest.approx(r["ours_tok_s"] / r["hf_tok_s"], rel=0.01)
+        assert r["ours_read_bytes_per_token"] >= r["min_bytes_per_token"] > 0
         if r["mode"] == "greedy":  # same weights, same argmax
             assert r["greedy_tokens_equal_hf"] >= 0.95
     assert data["matmul_peak_gflop_s"] > 0 and data["machine"]["threads"] == 1
+
+
+def test_decode_bytes_counts_the_slots_each_step_reads() -> None:
+    """The traffic model, counted by hand: a 3-slot prompt and 4 new tokens (a 7-slot buffer). Every
+    step reads the weights; the minimum reads the slots written so far (3 + 4 + 5 + 6 = 18); ours
+    reads the whole buffer once half of it is written (3, then 7 + 7 + 7 = 24)."""
+    bench = load_script("bench/generation.py", "bench_generation")
+    model = bench.TransformerLM(bench.model_config("nano", vocab_size=40, max_seq_len=64))
+    weights = 4 * sum(p.numel() for p in model.parameters())
+    slot = 2 * 4 * 64 * 4  # K and V, 4 layers, d_model 64, fp32
+    assert bench.decode_bytes(model, 2, 3, 4) == 4 * weights + 2 * slot * 18
+    assert bench.decode_bytes(model, 2, 3, 4, 0.5) == 4 * weights + 2 * slot * 24
+    assert bench.decode_bytes(model, 2, 3, 4, 0.0) == 4 * weights + 2 * slot * 28

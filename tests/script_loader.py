@@ -8,6 +8,7 @@ sys.path when pytest runs.
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -37,3 +38,15 @@ def run_script(
     return subprocess.run(
         [sys.executable, relative, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
     )
+
+
+def run_bench(
+    relative: str, out: Path, *args: str, timeout: int = 600, one_thread: bool = False
+) -> tuple[subprocess.CompletedProcess, dict]:
+    """Run a benchmark script with ``--out out`` as a user does; its output and the JSON it wrote.
+
+    Fails the calling test, with the end of stderr, when the script exits non-zero.
+    """
+    proc = run_script(relative, *args, "--out", str(out), timeout=timeout, one_thread=one_thread)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc, json.loads(out.read_text())

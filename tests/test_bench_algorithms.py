@@ -10,7 +10,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from script_loader import load_script, run_script
+from script_loader import load_script, run_bench, run_script
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -91,9 +91,7 @@ def test_a_grpo_collapse_is_compared_by_its_best_not_its_final() -> None:
 
 def test_quick_run_trains_every_algorithm_and_counts_stage1(tmp_path: Path) -> None:
     out = tmp_path / "algorithms.json"
-    proc = run_script("bench/algorithms.py", "--quick", "--out", str(out))
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    result = json.loads(out.read_text())
+    proc, result = run_bench("bench/algorithms.py", out, "--quick")
     runs = {r["algorithm"]: r for r in result["runs"]}
     assert set(runs) == {"astarpo", "ragen", "grpo", "ppo", "rloo"}
     for r in runs.values():

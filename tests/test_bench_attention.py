@@ -6,20 +6,17 @@ No timing assertions (the machine is shared): only that the figures exist, are p
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
-from script_loader import run_script
+from script_loader import run_bench
 
 from tinyzero.models.transformer import MATMUL_ATTENTION_MAX_LEN
 
 
 def test_quick_run_times_both_systems_at_every_length(tmp_path: Path) -> None:
     out = tmp_path / "attention_quick.json"
-    proc = run_script("bench/attention.py", "--quick", "--threads", "1", "--out", str(out), one_thread=True)
-    assert proc.returncode == 0, proc.stderr
-    res = json.loads(out.read_text())
+    proc, res = run_bench("bench/attention.py", out, "--quick", "--threads", "1", one_thread=True)
     assert res["config"]["model_limit"] == MATMUL_ATTENTION_MAX_LEN
     assert [(r["preset"], r["row_tokens"]) for r in res["rows"]] == [("nano", 27), ("nano", 96)]
     for row in res["rows"]:

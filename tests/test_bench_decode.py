@@ -6,11 +6,10 @@ No timing assertions (the machine is shared): only that the figures exist, are p
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
-from script_loader import run_script
+from script_loader import run_bench
 
 from tinyzero.models.transformer import DECODE_FULL_READ_FROM
 
@@ -19,9 +18,7 @@ SYSTEMS = ("general", "written", "ships", "whole")
 
 def test_quick_run_times_every_system_with_the_same_tokens(tmp_path: Path) -> None:
     out = tmp_path / "decode_quick.json"
-    proc = run_script("bench/decode.py", "--quick", "--threads", "1", "--out", str(out), one_thread=True)
-    assert proc.returncode == 0, proc.stderr
-    res = json.loads(out.read_text())
+    proc, res = run_bench("bench/decode.py", out, "--quick", "--threads", "1", one_thread=True)
     assert res["config"]["full_read_from"] == DECODE_FULL_READ_FROM
     [row] = res["rows"]
     assert (row["preset"], row["batch"], row["new_tokens"]) == ("nano", 16, 16)

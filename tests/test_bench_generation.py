@@ -7,23 +7,20 @@ Run: pytest tests/test_bench_generation.py -q        (~15 s)
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
-from script_loader import load_script, run_script
+from script_loader import load_script, run_bench
 
 pytest.importorskip("transformers")
 
 
 def test_quick_generation_benchmark(tmp_path: Path) -> None:
     out = tmp_path / "generation.json"
-    proc = run_script(
-        "bench/generation.py", "--quick", "--threads", "1", "--out", str(out), timeout=300, one_thread=True
+    proc, data = run_bench(
+        "bench/generation.py", out, "--quick", "--threads", "1", timeout=300, one_thread=True
     )
-    assert proc.returncode == 0, proc.stderr
     assert "vs HF" in proc.stdout  # the table is printed
-    data = json.loads(out.read_text())
     rows = data["settings"]
     assert {(r["batch"], r["mode"]) for r in rows} == {
         (1, "greedy"),

@@ -6,17 +6,14 @@ python -m pytest -q tests/test_bench_stage1.py        (~15 s: a smoke base and t
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from script_loader import run_script
+from script_loader import run_bench
 
 
 def test_quick_run_draws_the_same_table_both_ways(tmp_path: Path) -> None:
     out = tmp_path / "stage1.json"
-    proc = run_script("bench/stage1.py", "--quick", "--out", str(out), timeout=300, one_thread=True)
-    assert proc.returncode == 0, proc.stderr
-    data = json.loads(out.read_text())
+    proc, data = run_bench("bench/stage1.py", out, "--quick", timeout=300, one_thread=True)
     shared, unshared = data["modes"]["shared"], data["modes"]["unshared"]
     assert data["same_table"] is True and shared["tokens"] == unshared["tokens"] > 0
     # N samples of each prompt: the first turn alone repeats every prompt N times.

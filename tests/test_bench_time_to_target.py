@@ -6,10 +6,9 @@ python -m pytest -q tests/test_bench_time_to_target.py        (~30 s: one smoke 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from script_loader import load_script, run_script
+from script_loader import load_script, run_bench
 
 
 def load_bench():
@@ -38,10 +37,8 @@ def test_summary_counts_a_missed_target_as_missing_not_as_fast() -> None:
 
 def test_quick_run_writes_the_json(tmp_path: Path) -> None:
     out = tmp_path / "ttt.json"
-    quick = ["--quick", "--no-progress", "--out", str(out)]
-    proc = run_script("bench/time_to_target.py", *quick, timeout=300, one_thread=True)
-    assert proc.returncode == 0, proc.stderr
-    data = json.loads(out.read_text())
+    quick = ["--quick", "--no-progress"]
+    proc, data = run_bench("bench/time_to_target.py", out, *quick, timeout=300, one_thread=True)
     run = data["runs"][0]
     assert data["summary"]["reached"] == "1/1" and run["iterations_to_target"] == 0
     assert run["iterations_run"] == 2 and [e["iteration"] for e in run["evals"]] == [0, 1, 2]

@@ -5,20 +5,15 @@ No timing assertions (the machine is shared); only that the figures exist and ar
 
 from __future__ import annotations
 
-import json
-
-from script_loader import run_script
+from script_loader import run_bench
 
 
 def test_train_step_bench_quick_writes_positive_figures(tmp_path):
     out = tmp_path / "train_step_quick.json"
     # One thread and 4 trajectories keep it ~10 s even on a busy machine (figures are not checked).
     args = ["--quick", "--presets", "tiny", "--trajectories", "4", "--threads", "1", "--bf16"]
-    args += ["--out", str(out)]
-    proc = run_script("bench/train_step.py", *args)
-    assert proc.returncode == 0, proc.stderr
+    proc, res = run_bench("bench/train_step.py", out, *args)
     assert "speed-up" in proc.stdout or "timing ours only" in proc.stdout
-    res = json.loads(out.read_text())
     assert res["peak_gflops"] > 0 and res["config"]["quick"] is True
     entry = res["presets"]["tiny"]["workloads"]["frozenlake_episode"]
     assert entry["real_tokens"] > 0 and entry["padded_tokens"] >= entry["real_tokens"]

@@ -3,6 +3,7 @@ no-cache baseline and (b) Hugging Face ``transformers`` ``generate`` on the same
 
     python bench/generation.py --threads 1   # tiny + small, batch 1/16/64/256, 64 new tokens (10-25 min)
     python bench/generation.py --quick       # < 1 minute (CI smoke: tiny, batch 1 and 16, 16 tokens)
+    python bench/generation.py --compile ... # adds ours with its decode step under torch.compile
 
 Why this benchmark: rollouts dominate RL wall-clock time, so sampler speed is the number that matters.
 The model is randomly initialised (weights do not change the cost) and exported to a
@@ -31,13 +32,24 @@ far below 1 means bound by something else (kernel and per-op overheads). ``ours_
 ours actually reads: its decode step reads the whole cache buffer once half of it is written
 (``DECODE_FULL_READ_FROM``), more than the minimum, in exchange for contiguous reads. Writes
 ``bench/results/generation.json`` (``generation_quick.json`` with ``--quick``).
+
+``--compile`` adds a third system timed in the same rounds, ``compiled``: ours with
+``TransformerLM.decode_layers`` (the tensor work of a decode step) under ``torch.compile`` with static
+shapes, every step reading the whole cache buffer (one shape per batch: the compiled graph is built
+once per setting, its cache slot passed as a tensor so it is not specialised on). Inductor starts
+from an empty cache directory, so ``compiled_first_call_s`` (the first ``generate``, compiling
+included) of a batch's first mode is what a user pays the first time (the next mode, same shapes,
+finds inductor's on-disk cache); it is not in the medians. The sampler ships eager:
+rollouts change batch size and cache length from call to call, and every new shape compiles again.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -46,6 +58,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import machine_info, matmul_peak_gflops, memory_read_gbps, write_results  # noqa: E402
+from tinyzero.models import transformer  # noqa: E402
 from tinyzero.models.transformer import (  # noqa: E402
     DECODE_FULL_READ_FROM,
     TransformerLM,
@@ -112,6 +125,37 @@ def run_hf(hf_model, ids, mask, new_tokens: int, mode: str, seed: int) -> torch.
     return out[:, ids.shape[1] :]
 
 
+class CompiledDecode:
+    """Ours with ``decode_layers`` under ``torch.compile`` (static shapes), switched on for a call.
+
+    The model's ``decode_step`` keeps its Python bookkeeping and hands the tensor work to
+    ``model.decode_layers``; here that attribute is an instance-level wrapper passing the slot as a
+    one-element tensor, and ``DECODE_FULL_READ_FROM`` is 0 so every step has the same shapes.
+    """
+
+    def __init__(self, model: TransformerLM, backend: str = "inductor") -> None:
+        import torch._dynamo
+
+        torch._dynamo.reset()  # one graph per setting: a new batch must not reuse (or recompile) the last
+        self.model = model
+        self.compiled = torch.compile(model.decode_layers, dynamic=False, backend=backend)
+        self.steps = 0  # decode steps that went through the compiled function
+
+    def layers(self, tokens, cos, sin, ks, vs, bias, slot: int) -> torch.Tensor:
+        self.steps += 1
+        return self.compiled(tokens, cos, sin, ks, vs, bias, torch.tensor([slot], device=tokens.device))
+
+    def __call__(self, fn, *args, **kwargs):
+        """``fn(*args, **kwargs)`` with the compiled decode step in place, then the model restored."""
+        self.model.decode_layers = self.layers
+        transformer.DECODE_FULL_READ_FROM = 0.0
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            del self.model.decode_layers
+            transformer.DECODE_FULL_READ_FROM = DECODE_FULL_READ_FROM
+
+
 def useful_flops(model: TransformerLM, prompt_lens: list[int], new_tokens: int) -> float:
     """Forward FLOPs of KV-cache generation: every real token once, attention over its own context."""
     c = model.config
@@ -155,13 +199,17 @@ def bench_setting(
     prompts = [torch.randint(4, 100, (n,), generator=g).tolist() for n in lengths]
     ids, mask = hf_inputs(prompts)
     n_tok = batch * args.new_tokens
-    ours_s, hf_s = median_seconds(
-        [
-            lambda r: run_ours(model, prompts, args.new_tokens, True, mode, r),
-            lambda r: run_hf(hf_model, ids, mask, args.new_tokens, mode, r),
-        ],
-        args.repeats,
-    )
+    fns = [
+        lambda r: run_ours(model, prompts, args.new_tokens, True, mode, r),
+        lambda r: run_hf(hf_model, ids, mask, args.new_tokens, mode, r),
+    ]
+    compiled = CompiledDecode(model) if args.compile else None
+    if compiled is not None:
+        start = time.perf_counter()
+        compiled(run_ours, model, prompts, args.new_tokens, True, mode, 0)  # compiles
+        first_call_s = time.perf_counter() - start
+        fns.append(lambda r: compiled(run_ours, model, prompts, args.new_tokens, True, mode, r))
+    ours_s, hf_s, *compiled_s = median_seconds(fns, args.repeats)
     nocache = None
     if batch <= args.nocache_max_batch:
         fn = lambda r: run_ours(model, prompts, args.new_tokens, False, mode, r)  # noqa: E731
@@ -171,6 +219,11 @@ def bench_setting(
     row["nocache_tok_s"] = None if nocache is None else round(nocache, 1)
     row["speedup_vs_hf"] = round(hf_s / ours_s, 2)
     row["speedup_vs_nocache"] = None if nocache is None else round(n_tok / ours_s / nocache, 2)
+    if compiled is not None:
+        row["compiled_tok_s"] = round(n_tok / compiled_s[0], 1)
+        row["compiled_speedup_vs_hf"] = round(hf_s / compiled_s[0], 2)
+        row["compiled_speedup_vs_ours"] = round(ours_s / compiled_s[0], 2)
+        row["compiled_first_call_s"] = round(first_call_s, 1)
     gflops = useful_flops(model, lengths, args.new_tokens) / ours_s / 1e9
     row["ours_gflop_s"] = round(gflops, 2)
     row["ours_frac_of_peak"] = round(gflops / peak, 4)
@@ -187,6 +240,11 @@ def bench_setting(
             hf_model, ids, mask, args.new_tokens, mode, 0
         )
         row["greedy_tokens_equal_hf"] = round(same.float().mean().item(), 4)
+        if compiled is not None:
+            theirs = compiled(run_ours, model, prompts, args.new_tokens, True, mode, 0)
+            row["compiled_greedy_tokens_equal_ours"] = round(
+                (theirs == run_ours(model, prompts, args.new_tokens, True, mode, 0)).float().mean().item(), 4
+            )
     return row
 
 
@@ -199,6 +257,12 @@ def print_row(r: dict) -> None:
         f"{100 * r['ours_frac_of_bandwidth']:>5.1f}% {r['ours_read_bytes_per_token'] / 1e3:>8.0f} "
         f"{100 * r['ours_read_frac_of_bandwidth']:>6.1f}%"
     )
+    if "compiled_tok_s" in r:
+        print(
+            f"{'':<6} {'':>5} {'compiled':<8} {r['compiled_tok_s']:>10,.0f} {'':>10} {'':>10} "
+            f"{r['compiled_speedup_vs_hf']:>6.1f}x  ({r['compiled_speedup_vs_ours']:.2f}x ours, first call "
+            f"{r['compiled_first_call_s']:.1f} s)"
+        )
 
 
 def parse_args() -> argparse.Namespace:
@@ -213,6 +277,7 @@ def parse_args() -> argparse.Namespace:
         "--threads", type=int, default=0, help="torch threads for every system (0 = torch default)"
     )
     ap.add_argument("--nocache-max-batch", type=int, default=64, help="largest batch for the no-cache run")
+    ap.add_argument("--compile", action="store_true", help="add ours with a torch.compile'd decode step")
     ap.add_argument("--out", default=None, help="JSON path (default bench/results/generation[_quick].json)")
     args = ap.parse_args()
     # A --quick smoke run never overwrites the full results that docs/results.md quotes.
@@ -228,6 +293,8 @@ def main() -> None:
     from tinyzero.models.hf import _require_transformers, to_hf_model
 
     _require_transformers()
+    if args.compile:  # a cold start, as a user's first run: inductor's on-disk caches in a new folder
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="inductor-")
     if args.threads:
         torch.set_num_threads(args.threads)
     peak = matmul_peak_gflops(1024 if args.quick else 2048, 3 if args.quick else 7)
@@ -274,6 +341,7 @@ def main() -> None:
         repeats=args.repeats,
         nocache_max_batch=args.nocache_max_batch,
         quick=args.quick,
+        compile=args.compile,
         statistic="median (no-cache: one run)",
         hf_generate="use_cache=True, eos_token_id=None, pad_token_id=0, top_k=0, top_p=1, temperature=1",
     )

@@ -10,7 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 from script_loader import load_script, run_bench
+from torch._dynamo.utils import counters
 
 pytest.importorskip("transformers")
 
@@ -49,3 +51,31 @@ def test_decode_bytes_counts_the_slots_each_step_reads() -> None:
     assert bench.decode_bytes(model, 2, 3, 4) == 4 * weights + 2 * slot * 18
     assert bench.decode_bytes(model, 2, 3, 4, 0.5) == 4 * weights + 2 * slot * 24
     assert bench.decode_bytes(model, 2, 3, 4, 0.0) == 4 * weights + 2 * slot * 28
+
+
+def test_compiled_decode_gives_the_eager_tokens_and_restores_the_model() -> None:
+    """``--compile``'s system: the decode step's tensor work behind torch.compile (here the ``eager``
+    backend: dynamo's tracing and guards without inductor's minutes), the slot passed as a tensor,
+    every step reading the whole buffer. Same greedy tokens as the shipped sampler, every step through
+    the compiled function, and the model and the full-read threshold as they were afterwards."""
+    bench = load_script("bench/generation.py", "bench_generation")
+    transformer = bench.transformer
+    torch.manual_seed(0)
+    model = bench.TransformerLM(bench.model_config("nano", vocab_size=40, max_seq_len=64)).eval()
+    with torch.no_grad():  # larger weights than the init's, so greedy continuations do not repeat one token
+        for p in model.parameters():
+            p.normal_(0.0, 0.3)
+    prompts = [[1, 5, 6], [1, 7, 8, 9, 10, 11, 12], [1, 4]]
+    kwargs = dict(eos_id=-1, pad_id=0, greedy=True)
+    shipped = transformer.generate(model, prompts, 12, **kwargs)
+    compiled = bench.CompiledDecode(model, backend="eager")
+    counters.clear()
+    out = compiled(transformer.generate, model, prompts, 12, **kwargs)
+    assert counters["stats"]["unique_graphs"] == 1  # one shape: every step read the whole buffer
+    assert len(set(shipped.tokens.flatten().tolist())) > 5  # a continuation worth comparing
+    assert torch.equal(out.tokens, shipped.tokens)
+    # reading the whole buffer from the first step sums over more (zero-weight) slots: rounding only
+    torch.testing.assert_close(out.logprobs, shipped.logprobs, rtol=0, atol=1e-5)
+    assert compiled.steps == 11  # every token after the first came through the compiled step
+    assert "decode_layers" not in vars(model)
+    assert transformer.DECODE_FULL_READ_FROM == bench.DECODE_FULL_READ_FROM == 0.5

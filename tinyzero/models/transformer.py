@@ -220,18 +220,23 @@ class Attention(nn.Module):
         return self.proj(y.transpose(1, 2).reshape(B, T, C))  # (B, T, C)
 
     def decode(
-        self, h: Tensor, cos: Tensor, sin: Tensor, ck: Tensor, cv: Tensor, bias: Tensor, slot: int
+        self, h: Tensor, cos: Tensor, sin: Tensor, ck: Tensor, cv: Tensor, bias: Tensor, slot: int | Tensor
     ) -> Tensor:
         """``forward`` for one new token per row, h (B, C) → (B, C), against a KV cache.
 
-        The token's key and value go to cache slot ``slot``; it attends over the first
+        The token's key and value go to cache slot ``slot`` (an int, or a one-element long tensor
+        when the step is compiled: ``TransformerLM.decode_layers``); it attends over the first
         ``bias.shape[-1]`` slots, masked by ``bias`` (B, 1, 1, W) (0 or -inf).
         """
         B, C = h.shape
         qkv = self.qkv(h).view(B, 3, self.n_heads, self.head_dim)  # (B, 3, H, hd)
         qk = apply_rope(qkv[:, :2], cos, sin)  # (B, 2, H, hd)
-        ck[:, :, slot] = qk[:, 1]
-        cv[:, :, slot] = qkv[:, 2]
+        if isinstance(slot, Tensor):  # compiled: a tensor, which torch.compile does not specialise on
+            ck.index_copy_(2, slot, qk[:, 1, :, None])
+            cv.index_copy_(2, slot, qkv[:, 2, :, None])
+        else:  # eager: an int index writes 3-5x faster than index_copy_
+            ck[:, :, slot] = qk[:, 1]
+            cv[:, :, slot] = qkv[:, 2]
         W = bias.shape[-1]
         scores = torch.matmul(qk[:, 0, :, None], ck[:, :, :W].transpose(-1, -2))  # (B, H, 1, W)
         weights = torch.softmax(torch.add(bias, scores, alpha=self.head_dim**-0.5), dim=-1)
@@ -273,7 +278,7 @@ class Block(nn.Module):
         return x + self.mlp(self.mlp_norm(x))  # (B, T, C)
 
     def decode(
-        self, x: Tensor, cos: Tensor, sin: Tensor, ck: Tensor, cv: Tensor, bias: Tensor, slot: int
+        self, x: Tensor, cos: Tensor, sin: Tensor, ck: Tensor, cv: Tensor, bias: Tensor, slot: int | Tensor
     ) -> Tensor:
         """``forward`` for one token per row, x (B, C), against a KV cache: the sampler's inner loop."""
         x = x + self.attn.decode(self.attn_norm(x), cos, sin, ck, cv, bias, slot)
@@ -404,8 +409,26 @@ class TransformerLM(nn.Module):
             cache.clear_tail()
             width = cache.max_len
         bias = cache.bias[:, :, :, :width]  # (B, 1, 1, W)
+        return self.decode_layers(tokens, cos, sin, cache.k, cache.v, bias, slot)
+
+    def decode_layers(
+        self,
+        tokens: Tensor,
+        cos: Tensor,
+        sin: Tensor,
+        ks: list[Tensor],
+        vs: list[Tensor],
+        bias: Tensor,
+        slot: int | Tensor,
+    ) -> Tensor:
+        """The tensor work of ``decode_step`` (its Python bookkeeping done): embed, every block, norm.
+
+        Apart so it can be handed to ``torch.compile`` as it is: only tensors in, cache slots written
+        in place, nothing to specialise on but shapes. bench/generation.py ``--compile`` measures that
+        (static shapes, whole-buffer reads); the sampler keeps it eager (docs/results.md says why).
+        """
         x = self.tok_emb(tokens)  # (B, C)
-        for block, ck, cv in zip(self.blocks, cache.k, cache.v, strict=True):
+        for block, ck, cv in zip(self.blocks, ks, vs, strict=True):
             x = block.decode(x, cos, sin, ck, cv, bias, slot)
         return self.norm(x)  # (B, C)
 

@@ -10,6 +10,7 @@ import json
 import os
 import platform
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -82,3 +83,17 @@ def shown_path(path: Path, root: Path) -> str:
     """``path`` relative to the repository ``root`` when it lies inside it (as results name configs)."""
     path = path.resolve()
     return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+
+
+def require_cpp_compiler(flag: str = "--compile") -> None:
+    """Exit in one line (status 2) where ``flag`` asks for torch.compile on CPU and no C++ compiler is
+    installed: inductor would otherwise fail minutes later with a long traceback."""
+    from tinyzero.trainer import has_cpp_compiler
+
+    if not has_cpp_compiler():
+        print(
+            f"error: {flag} needs a C++ compiler (g++/clang++) for torch.compile's CPU backend: "
+            f"install one (e.g. apt-get install g++) or leave out {flag}",
+            file=sys.stderr,
+        )
+        sys.exit(2)

@@ -57,7 +57,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import machine_info, matmul_peak_gflops, memory_read_gbps, write_results  # noqa: E402
+from bench.common import (  # noqa: E402
+    machine_info,
+    matmul_peak_gflops,
+    memory_read_gbps,
+    require_cpp_compiler,
+    write_results,
+)
 from tinyzero.models import transformer  # noqa: E402
 from tinyzero.models.transformer import (  # noqa: E402
     DECODE_FULL_READ_FROM,
@@ -293,7 +299,9 @@ def main() -> None:
     from tinyzero.models.hf import _require_transformers, to_hf_model
 
     _require_transformers()
-    if args.compile:  # a cold start, as a user's first run: inductor's on-disk caches in a new folder
+    if args.compile:
+        require_cpp_compiler()
+        # a cold start, as a user's first run: inductor's on-disk caches in a new folder
         os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="inductor-")
     if args.threads:
         torch.set_num_threads(args.threads)

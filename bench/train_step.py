@@ -62,7 +62,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import machine_info, matmul_peak_gflops, write_results  # noqa: E402
+from bench.common import machine_info, matmul_peak_gflops, require_cpp_compiler, write_results  # noqa: E402
 from tinyzero.algorithms import common  # noqa: E402
 from tinyzero.algorithms.astarpo import astarpo_loss  # noqa: E402
 from tinyzero.config import TaskConfig  # noqa: E402
@@ -285,6 +285,8 @@ def main() -> None:
     )
     ap.add_argument("--out", default=None, help="JSON path (default bench/results/train_step[_quick].json)")
     args = ap.parse_args()
+    if args.compile:
+        require_cpp_compiler()
     name = "train_step_quick.json" if args.quick else "train_step.json"
     args.out = args.out or str(Path(__file__).parent / "results" / name)
     if args.quick:

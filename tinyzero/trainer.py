@@ -753,15 +753,19 @@ def resolve_dtype(dtype: str, device: torch.device) -> str:
     return "bfloat16" if native_bf16(device) else "float32"
 
 
+def has_cpp_compiler() -> bool:
+    """Whether torch.compile's CPU backend (inductor, which writes and builds C++) can run here."""
+    import shutil
+
+    return any(shutil.which(name) for name in ("g++", "c++", "clang++"))
+
+
 def check_precision_options(cfg: Config, device: torch.device) -> None:
     """Fail early, in one line, where ``run.dtype`` / ``run.compile`` cannot work on this machine."""
     if cfg.run.dtype == "bfloat16" and device.type == "cuda" and not native_bf16(device):
         raise UserError("run.dtype=bfloat16 but this GPU has no bfloat16 support: use run.dtype=float32")
-    if cfg.run.compile and device.type == "cpu":
-        import shutil
-
-        if not (shutil.which("g++") or shutil.which("c++") or shutil.which("clang++")):
-            raise UserError(
-                "run.compile=true on CPU needs a C++ compiler (g++/clang++) for torch.compile's CPU "
-                "backend: install one (e.g. apt-get install g++) or set run.compile=false"
-            )
+    if cfg.run.compile and device.type == "cpu" and not has_cpp_compiler():
+        raise UserError(
+            "run.compile=true on CPU needs a C++ compiler (g++/clang++) for torch.compile's CPU "
+            "backend: install one (e.g. apt-get install g++) or set run.compile=false"
+        )

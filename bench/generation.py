@@ -242,15 +242,12 @@ def bench_setting(
     row["ours_read_bytes_per_token"] = round(read / n_tok)  # what ours reads (whole buffer from half)
     row["ours_read_frac_of_bandwidth"] = round(read / ours_s / 1e9 / bandwidth, 3)
     if mode == "greedy":  # same weights, same argmax: the two systems should agree token for token
-        same = run_ours(model, prompts, args.new_tokens, True, mode, 0) == run_hf(
-            hf_model, ids, mask, args.new_tokens, mode, 0
-        )
+        ours = run_ours(model, prompts, args.new_tokens, True, mode, 0)
+        same = ours == run_hf(hf_model, ids, mask, args.new_tokens, mode, 0)
         row["greedy_tokens_equal_hf"] = round(same.float().mean().item(), 4)
         if compiled is not None:
-            theirs = compiled(run_ours, model, prompts, args.new_tokens, True, mode, 0)
-            row["compiled_greedy_tokens_equal_ours"] = round(
-                (theirs == run_ours(model, prompts, args.new_tokens, True, mode, 0)).float().mean().item(), 4
-            )
+            same = ours == compiled(run_ours, model, prompts, args.new_tokens, True, mode, 0)
+            row["compiled_greedy_tokens_equal_ours"] = round(same.float().mean().item(), 4)
     return row
 
 

@@ -27,14 +27,14 @@ def load_script(relative: str, name: str) -> ModuleType:
 
 
 def run_script(
-    relative: str, *args: str, timeout: int = 600, one_thread: bool = False
+    relative: str, *args: str, timeout: int = 600, one_thread: bool = False, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess:
     """``python <relative> <args>`` from the repository root, output captured as text.
 
     ``one_thread``: OMP_NUM_THREADS=1, which keeps a ``--quick`` benchmark's torch at one thread (and
-    its run short) on a machine busy with other tests.
+    its run short) on a machine busy with other tests. ``env``: variables set on top of this process's.
     """
-    env = {**os.environ, "OMP_NUM_THREADS": "1"} if one_thread else None
+    env = {**os.environ, **(env or {}), **({"OMP_NUM_THREADS": "1"} if one_thread else {})}
     return subprocess.run(
         [sys.executable, relative, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
     )

@@ -6,24 +6,15 @@ Run: pytest tests/test_bench_compile_flag.py -q        (~10 s)
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
-from script_loader import ROOT
+from script_loader import run_script
 
 
 @pytest.mark.parametrize("script", ["bench/generation.py", "bench/train_step.py"])
 def test_compile_without_a_compiler_is_one_line_and_exit_2(script: str, tmp_path) -> None:
-    env = {**os.environ, "PATH": str(tmp_path)}  # an empty folder: no g++, c++ or clang++ on PATH
-    proc = subprocess.run(
-        [sys.executable, script, "--quick", "--compile", "--out", str(tmp_path / "out.json")],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    empty = {"PATH": str(tmp_path)}  # an empty folder: no g++, c++ or clang++ on PATH
+    proc = run_script(
+        script, "--quick", "--compile", "--out", str(tmp_path / "out.json"), timeout=120, env=empty
     )
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr
